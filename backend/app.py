@@ -1,0 +1,69 @@
+"""The composition root: builds the Litestar app and lists every controller, middleware and hook."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from redis.asyncio import Redis
+
+from backend.context import Services, provide_ctx
+from backend.health import healthz
+from backend.identity.routes import AuthController, MeController
+from backend.middleware import RequestContextMiddleware
+from backend.orgs.routes import OrgController
+from backend.settings import Settings
+from engine import db
+from engine.relay import StreamConfig
+
+log = logging.getLogger("forum.web")
+
+
+def create_app(settings: Settings) -> Litestar:
+    database_url, redis_url = settings.require_urls()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await db.connect(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        redis = Redis.from_url(redis_url, decode_responses=False, health_check_interval=30)
+        app.state.services = Services(
+            settings=settings,
+            redis=redis,
+            streams=StreamConfig(partitions=settings.stream_partitions, maxlen=settings.stream_maxlen),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await db.disconnect()
+
+    route_handlers: list[object] = [healthz, AuthController, MeController, OrgController]
+    frontend_dist = Path(settings.frontend_dist)
+    if (frontend_dist / "index.html").is_file():
+        route_handlers.append(
+            create_static_files_router(
+                path="/", directories=[frontend_dist], html_mode=True, include_in_schema=False
+            )
+        )
+    else:
+        log.warning("no frontend build at %s: run `make frontend`", settings.frontend_dist)
+
+    return Litestar(
+        route_handlers=route_handlers,  # type: ignore[arg-type]
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        middleware=[RequestContextMiddleware],
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="FleetPrompt Forum", version="1.0.0", path="/schema"),
+        logging_config=LoggingConfig(
+            log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}
+        ),
+        debug=False,
+    )

@@ -1,0 +1,66 @@
+"""The unit of work every boundary (HTTP request, CLI command, job) runs services in.
+
+One transaction; the org's schema when the context names an org; the signal context; signals written
+are published only after commit and dropped on rollback. Services never commit (STYLE 4, 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from backend.context import RequestContext, reset_request_context, set_request_context
+from engine import db
+from engine.relay import publish_committed_signals
+from engine.signals import SignalContext, Source, collect_signals, signal_context
+from engine.tenancy import tenant_scope
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    ctx: RequestContext
+    rollback_only: bool = False
+    published: int = 0
+
+    def mark_rollback(self) -> None:
+        """Roll back instead of committing (e.g. the handler answered with an error)."""
+        self.rollback_only = True
+
+
+@asynccontextmanager
+async def unit_of_work(
+    ctx: RequestContext,
+    *,
+    prepare: Callable[[RequestContext], Awaitable[None]] | None = None,
+    source: Source | None = None,
+) -> AsyncIterator[UnitOfWork]:
+    uow = UnitOfWork(ctx)
+    token = set_request_context(ctx)
+    try:
+        with collect_signals() as pending:
+            async with db.transaction() as txn:
+                if prepare is not None:
+                    await prepare(ctx)  # authentication/authorization; may raise to abort
+                actor = ctx.principal
+                sig_ctx = SignalContext(
+                    actor_type="user" if actor else "system",
+                    actor_id=actor.user_id if actor else None,
+                    source=source or ("api" if actor and actor.via == "token" else "web"),
+                    correlation_id=ctx.correlation_id,
+                )
+                with signal_context(sig_ctx):
+                    if ctx.org is not None:
+                        async with tenant_scope(db.current_connection(), ctx.org.tenant):
+                            yield uow
+                    else:
+                        yield uow
+                if uow.rollback_only:
+                    await txn.rollback()
+        if not uow.rollback_only and pending.items:
+            services = ctx.services
+            uow.published = await publish_committed_signals(
+                db.pool(), services.redis, services.streams, pending.items
+            )
+    finally:
+        reset_request_context(token)

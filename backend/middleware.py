@@ -1,0 +1,186 @@
+"""The request boundary: authenticate, check CSRF, resolve and authorize the org from the URL, and own
+the transaction.
+
+This is the ONE place a tenant is set. Every /api request runs in one Postgres transaction, in the
+org's schema when the URL names an org. The response is held until the transaction has committed (a
+4xx/5xx response rolls it back), and the signals it wrote are published to Redis only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from http.cookies import CookieError, SimpleCookie
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.boundary import unit_of_work
+from backend.context import ROLE_RANK, Principal, RequestContext, Role, Services
+from backend.identity.service import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    hash_ip,
+    load_session,
+    principal_for_token,
+)
+from backend.orgs.service import find_org, role_of
+from engine import db
+from engine.tenancy import InvalidSlug, validate_slug
+
+log = logging.getLogger("forum.request")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SCOPE_ROLE: dict[str, Role] = {
+    "admin": "admin",
+    "moderate": "moderator",
+    "write": "member",
+    "read": "member",
+}
+
+
+class Reject(Exception):
+    """Stop the request at the boundary with an API error."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+async def send_json_error(send: Send, status: int, detail: str) -> None:
+    body = msgspec.json.encode({"status_code": status, "detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return {}
+    return {k: m.value for k, m in jar.items()}
+
+
+def _correlation_id(headers: dict[str, str]) -> str:
+    candidate = headers.get("x-request-id", "")
+    try:
+        return str(uuid.UUID(candidate))
+    except ValueError:
+        return str(uuid.uuid4())
+
+
+async def authenticate(services: Services, headers: dict[str, str], method: str) -> Principal | None:
+    authorization = headers.get("authorization", "")
+    if authorization:
+        kind, _, credential = authorization.partition(" ")
+        if kind.lower() != "bearer" or not credential.strip():
+            raise Reject(401, "unsupported Authorization header: use 'Bearer <token>'")
+        principal = await principal_for_token(credential.strip())
+        if principal is None:
+            raise Reject(401, "invalid or revoked API token")
+        return principal
+    session_token = _cookies(headers).get(SESSION_COOKIE)
+    if not session_token:
+        return None
+    session = await load_session(services.redis, session_token)
+    if session is None:
+        return None
+    username = await db.fetchval("SELECT username FROM users WHERE id = $1", uuid.UUID(session.user_id))
+    if username is None:
+        return None
+    if method not in SAFE_METHODS and headers.get(CSRF_HEADER, "") != session.csrf:
+        raise Reject(403, f"CSRF check failed: send the csrftoken cookie's value in {CSRF_HEADER}")
+    return Principal(user_id=session.user_id, username=username, via="session")
+
+
+async def authorize_org(ctx: RequestContext, slug: str) -> None:
+    """Resolve the org named by the URL and the caller's role in it. Private orgs are 404 to
+    non-members; a token is bound to its own org."""
+    try:
+        validate_slug(slug)
+    except InvalidSlug:
+        raise Reject(404, "org not found") from None
+    org = await find_org(slug)
+    if org is None:
+        raise Reject(404, "org not found")
+    principal = ctx.principal
+    role: Role | None = None
+    can_write = False
+    if principal is not None:
+        member_role = await role_of(principal.user_id, org.id)
+        if principal.via == "token":
+            if principal.token_org_id != org.id:
+                raise Reject(
+                    404 if org.visibility == "private" else 403,
+                    "org not found" if org.visibility == "private" else "this token acts only in its own org",
+                )
+            if member_role is None:
+                raise Reject(403, "the token's creator is no longer a member of this org")
+            granted = max((_SCOPE_ROLE[s] for s in principal.token_scopes), key=ROLE_RANK.__getitem__)
+            role = min(granted, member_role, key=ROLE_RANK.__getitem__)  # type: ignore[assignment]
+            can_write = any(s in principal.token_scopes for s in ("write", "moderate", "admin"))
+        else:
+            role = member_role  # type: ignore[assignment]
+            can_write = True
+    if org.visibility == "private" and role is None:
+        raise Reject(404, "org not found")
+    ctx.org, ctx.role, ctx.can_write = org, role, can_write
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["litestar_app"].state.services
+        headers = _headers(scope)
+        method = scope["method"]
+        client = scope.get("client") or ("unknown", 0)
+        ctx = RequestContext(
+            services=services,
+            principal=None,
+            ip_hash=hash_ip(services.settings.secret_key, str(client[0])),
+            correlation_id=_correlation_id(headers),
+        )
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        async def prepare(c: RequestContext) -> None:
+            c.principal = await authenticate(services, headers, method)
+            slug = scope.get("path_params", {}).get("org")
+            if slug is not None:
+                await authorize_org(c, str(slug))
+
+        try:
+            async with unit_of_work(ctx, prepare=prepare) as uow:
+                await self.app(scope, receive, hold)
+                if _status_of(held) >= 400:
+                    uow.mark_rollback()
+        except Reject as rejection:
+            await send_json_error(send, rejection.status, rejection.detail)
+            return
+        for message in held:
+            await send(message)
+
+
+def _status_of(messages: list[Message]) -> int:
+    for message in messages:
+        if message["type"] == "http.response.start":
+            return int(message["status"])
+    return 500

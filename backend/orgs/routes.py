@@ -1,0 +1,45 @@
+"""Org routes: create, read, join, members, tokens."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from backend.context import Ctx
+from backend.orgs import service
+from backend.orgs.schemas import MemberEnvelope, MemberIn, OrgEnvelope, OrgIn, TokenIn, TokenOut
+
+
+class OrgController(Controller):
+    path = "/api/v1/orgs"
+    tags = ["orgs"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create_org(self, ctx: Ctx, data: JSONBody[OrgIn]) -> OrgEnvelope:
+        """Create an org (public or private) and its tenant schema; the creator becomes admin."""
+        return OrgEnvelope(org=await service.create_org(ctx, data))
+
+    @get("/{org:str}")
+    async def get_org(self, ctx: Ctx, org: FromPath[str]) -> OrgEnvelope:
+        return OrgEnvelope(org=await service.get_org(ctx))
+
+    @post("/{org:str}/join", status_code=HTTP_200_OK)
+    async def join(self, ctx: Ctx, org: FromPath[str]) -> MemberEnvelope:
+        """Join a public org as a member."""
+        return MemberEnvelope(member=await service.join_org(ctx))
+
+    @post("/{org:str}/members")
+    async def add_member(
+        self, ctx: Ctx, org: FromPath[str], data: JSONBody[MemberIn]
+    ) -> Response[MemberEnvelope]:
+        """Add a member (201) or change a member's role (200). Admin only."""
+        member, created = await service.add_member(ctx, data)
+        return Response(
+            MemberEnvelope(member=member), status_code=HTTP_201_CREATED if created else HTTP_200_OK
+        )
+
+    @post("/{org:str}/tokens", status_code=HTTP_201_CREATED)
+    async def create_token(self, ctx: Ctx, org: FromPath[str], data: JSONBody[TokenIn]) -> TokenOut:
+        """Create an API token bound to this org. The token is in this response only."""
+        return await service.create_token(ctx, data)

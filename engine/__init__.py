@@ -1,0 +1,1 @@
+"""Platform primitives: tenancy, database, signals, streams. Knows nothing about forums."""

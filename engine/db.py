@@ -13,7 +13,20 @@ from typing import Any
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
-DB = PostgresEngine(config={})
+
+
+class ForumEngine(PostgresEngine):
+    """Piccolo's engine, minus the connection its constructor makes to check the server version
+    (an import-time side effect that would reach whatever server `config` defaults to)."""
+
+    async def check_version(self) -> None:
+        return None
+
+    async def prep_database(self) -> None:
+        return None
+
+
+DB = ForumEngine(config={})
 
 
 async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> PostgresEngine:

@@ -88,11 +88,12 @@ async def _window_hit(redis: Redis, key: str, window_s: int) -> int:
 # --- registration and login ---------------------------------------------------------------------
 
 
-async def register(ctx: RequestContext, data: RegisterIn) -> UserOut:
+async def register(ctx: RequestContext, data: RegisterIn, *, throttle: bool = True) -> UserOut:
+    """Create an account; `throttle=False` only for operator commands (CLI, demo seeding)."""
     settings = ctx.settings
     ip_key = f"register:ip:{ctx.ip_hash}"
     count, ttl = await _window_count(ctx.redis, ip_key)
-    if count >= settings.register_max_per_ip:
+    if throttle and count >= settings.register_max_per_ip:
         raise RateLimited("too many accounts created from this address", retry_after=ttl or 60)
     taken = await db.fetchrow(
         "SELECT lower(username) = lower($1) AS username_taken, lower(email) = lower($2) AS email_taken"
@@ -115,7 +116,8 @@ async def register(ctx: RequestContext, data: RegisterIn) -> UserOut:
         ).returning(User.id, User.username, User.email, User.created_at, User.is_agent)
     except UniqueViolationError:  # a concurrent registration won the race
         raise Conflict("that username or email is already registered") from None
-    await _window_hit(ctx.redis, ip_key, settings.register_window_s)
+    if throttle:
+        await _window_hit(ctx.redis, ip_key, settings.register_window_s)
     return user_out(rows[0])
 
 

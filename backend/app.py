@@ -15,6 +15,7 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 
 from backend.context import Services, provide_ctx
+from backend.forum.routes import ForumController
 from backend.health import healthz
 from backend.identity.routes import AuthController, MeController
 from backend.middleware import RequestContextMiddleware
@@ -44,7 +45,7 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
             await db.disconnect()
 
-    route_handlers: list[object] = [healthz, AuthController, MeController, OrgController]
+    route_handlers: list[object] = [healthz, AuthController, MeController, OrgController, ForumController]
     frontend_dist = Path(settings.frontend_dist)
     if (frontend_dist / "index.html").is_file():
         route_handlers.append(

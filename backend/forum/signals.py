@@ -1,0 +1,144 @@
+"""The forum's signal types (spec §7.1-§7.3): frozen, versioned payloads in the one registry.
+
+Ids are strings (UUIDs). Payloads carry what consumers need to route an event (thread, category,
+post, actor) and never secrets; content itself is read from the database by id.
+"""
+
+from __future__ import annotations
+
+from engine.signals import SignalPayload, signal_type
+
+
+@signal_type("forum.category.created")
+class CategoryCreated(SignalPayload, frozen=True, kw_only=True):
+    category_id: str
+    slug: str
+    name: str
+    qa_mode: bool
+
+
+@signal_type("forum.thread.created")
+class ThreadCreated(SignalPayload, frozen=True, kw_only=True):
+    thread_id: str
+    category_id: str
+    first_post_id: str
+    author_user_id: str | None
+    title: str
+    slug: str
+
+
+@signal_type("forum.thread.viewed")
+class ThreadViewed(SignalPayload, frozen=True, kw_only=True):
+    thread_id: str
+    category_id: str
+    viewer: str  # user id, or "anon:<hashed ip>"
+
+
+@signal_type("forum.thread.updated")
+class ThreadUpdated(SignalPayload, frozen=True, kw_only=True):
+    thread_id: str
+    category_id: str
+    changes: list[str]
+
+
+@signal_type("forum.thread.solved")
+class ThreadSolved(SignalPayload, frozen=True, kw_only=True):
+    thread_id: str
+    category_id: str
+    post_id: str
+    solved_by: str
+
+
+@signal_type("forum.thread.closed")
+class ThreadClosed(SignalPayload, frozen=True, kw_only=True):
+    thread_id: str
+    category_id: str
+    closed_by: str | None
+
+
+@signal_type("forum.post.created")
+class PostCreated(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    category_id: str
+    author_user_id: str | None
+    author_agent_id: str | None
+    role: str
+    reply_to_post_id: str | None
+    is_first_post: bool
+    mentioned_user_ids: list[str]
+    mentioned_agents: list[str]
+
+
+@signal_type("forum.post.edited")
+class PostEdited(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    category_id: str
+    revision: int
+    edited_by: str
+    edit_reason: str | None
+
+
+@signal_type("forum.post.deleted")
+class PostDeleted(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    category_id: str
+    deleted_by: str
+
+
+@signal_type("forum.post.reacted")
+class PostReacted(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    category_id: str
+    user_id: str
+    reaction: str
+    added: bool  # False when the reaction was removed
+
+
+@signal_type("forum.post.flagged")
+class PostFlagged(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    category_id: str
+    flag_id: str
+    reason: str
+
+
+@signal_type("forum.agent.mentioned")
+class AgentMentioned(SignalPayload, frozen=True, kw_only=True):
+    agent: str
+    post_id: str
+    thread_id: str
+    category_id: str
+
+
+@signal_type("forum.moderation.flag.created")
+class FlagCreated(SignalPayload, frozen=True, kw_only=True):
+    flag_id: str
+    post_id: str
+    thread_id: str
+    category_id: str
+    reason: str
+    flagger_user_id: str | None
+    flagger_agent_id: str | None
+
+
+@signal_type("forum.moderation.action.taken")
+class ModerationActionTaken(SignalPayload, frozen=True, kw_only=True):
+    flag_id: str
+    post_id: str
+    thread_id: str
+    category_id: str
+    action: str
+    moderator_id: str
+
+
+@signal_type("forum.spam.detected")
+class SpamDetected(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    score: float
+    reasons: list[str]

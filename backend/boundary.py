@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+import logging
 from dataclasses import dataclass
 
 from backend.context import RequestContext, reset_request_context, set_request_context
@@ -15,6 +16,8 @@ from engine import db
 from engine.relay import publish_committed_signals
 from engine.signals import SignalContext, Source, collect_signals, signal_context
 from engine.tenancy import tenant_scope
+
+log = logging.getLogger("forum.boundary")
 
 
 @dataclass(slots=True)
@@ -62,5 +65,11 @@ async def unit_of_work(
             uow.published = await publish_committed_signals(
                 db.pool(), services.redis, services.streams, pending.items
             )
+        if not uow.rollback_only:
+            for job in ctx.after_commit:
+                try:
+                    await job()
+                except Exception:  # the row is committed; sweeps recover what this fast path missed
+                    log.exception("after-commit work failed")
     finally:
         reset_request_context(token)

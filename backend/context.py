@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.settings import Settings
+from engine.agents.registry import AgentRuntime
 from engine.relay import StreamConfig
 from engine.tenancy import Tenant
 
@@ -27,6 +29,7 @@ class Services:
     settings: Settings
     redis: Redis
     streams: StreamConfig
+    agents: AgentRuntime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,8 @@ class RequestContext:
     org: OrgRef | None = None
     role: Role | None = None  # the principal's role in `org`; None for non-members
     can_write: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
+    # Work to do only once the transaction has committed (e.g. enqueue a job for a row it wrote).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:

@@ -1,44 +1,119 @@
-"""The `worker` process: background duties that must not depend on a web request.
+"""The `worker` process: everything that must not depend on a web request.
 
-For now: the outbox sweeper, which publishes committed signals the fast-path relay left behind.
+- the agent signal router (consumer group over the stream partitions),
+- the SAQ directive runner (jobs keyed by directive id),
+- the outbox sweeper (committed signals the fast-path relay left behind),
+- the requeue sweep (directives whose rows say they should run but whose jobs are gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
+from saq import Worker
 
+from backend.agents.runtime import build_runtime
 from backend.settings import Settings
 from engine import db
+from engine.agents.queue import JOB_NAME, DirectiveQueue, heartbeat_execution, requeue_stranded
+from engine.agents.router import SignalRouter
+from engine.agents.runner import run_directive
+from engine.llm import LLMProvider
 from engine.relay import StreamConfig, sweep_outbox
 
 log = logging.getLogger("forum.worker")
 
 
-async def run_worker(settings: Settings) -> None:
+async def _every(
+    interval_s: float, stop: asyncio.Event, name: str, work: Callable[[], Awaitable[Any]]
+) -> None:
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed; retrying in %.1fs", name, interval_s)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        except TimeoutError:
+            pass
+
+
+async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, concurrency: int = 4) -> None:
     database_url, redis_url = settings.require_urls()
-    await db.connect(database_url, min_size=1, max_size=4)
+    await db.connect(database_url, min_size=1, max_size=concurrency + 4)
     redis = Redis.from_url(redis_url)
     streams = StreamConfig(partitions=settings.stream_partitions, maxlen=settings.stream_maxlen)
+    queue = DirectiveQueue(
+        redis_url,
+        timeout_s=settings.agent_job_timeout_s,
+        retries=settings.agent_job_retries,
+        heartbeat_s=settings.agent_job_heartbeat_s,
+    )
+    runtime = build_runtime(settings, redis, queue, llm=llm)
+    router = SignalRouter(
+        redis=redis,
+        streams=streams,
+        runtime=runtime,
+        consumer=f"{socket.gethostname()}-{os.getpid()}",
+        claim_idle_ms=settings.agent_claim_idle_ms,
+    )
+
+    async def run_directive_job(ctx: dict[str, Any], *, tenant: str, directive_id: str) -> dict[str, Any]:
+        job = ctx["job"]
+
+        async def heartbeat() -> None:
+            await job.update()
+            await heartbeat_execution(tenant, directive_id)
+
+        outcome = await run_directive(runtime, redis, streams, tenant, directive_id, heartbeat=heartbeat)
+        if outcome.status == "retry":
+            raise RuntimeError(f"attempt failed, will retry: {outcome.error}")
+        return {"status": outcome.status, "execution_id": outcome.execution_id}
+
+    saq_worker = Worker(
+        queue.queue,
+        functions=[(JOB_NAME, run_directive_job)],
+        concurrency=concurrency,
+        timers={"sweep": settings.agent_worker_sweep_s},
+    )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("worker ready: sweeping the signal outbox every %.1fs", settings.sweeper_interval_s)
+    log.info(
+        "worker ready: router (%d partitions), directive runner (%s/%s), outbox sweeper every %.1fs",
+        streams.partitions,
+        runtime.llm.name,
+        runtime.llm.model,
+        settings.sweeper_interval_s,
+    )
+    await router.ensure_groups()
+    tasks = [
+        asyncio.create_task(router.run(stop), name="router"),
+        asyncio.create_task(
+            _every(
+                settings.sweeper_interval_s,
+                stop,
+                "outbox sweep",
+                lambda: sweep_outbox(db.pool(), redis, streams, older_than_s=settings.sweeper_interval_s),
+            )
+        ),
+        asyncio.create_task(
+            _every(settings.agent_requeue_interval_s, stop, "requeue sweep", lambda: requeue_stranded(queue))
+        ),
+    ]
     try:
-        while not stop.is_set():
-            try:
-                await sweep_outbox(db.pool(), redis, streams, older_than_s=settings.sweeper_interval_s)
-            except Exception:
-                log.exception("outbox sweep failed; retrying in %.1fs", settings.sweeper_interval_s)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.sweeper_interval_s)
-            except TimeoutError:
-                pass
+        await saq_worker.start()  # returns on SIGINT/SIGTERM (SAQ installs the handlers)
     finally:
         log.info("worker stopping")
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.llm.aclose()
+        await queue.disconnect()
         await redis.aclose()
         await db.disconnect()

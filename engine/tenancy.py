@@ -52,8 +52,8 @@ def quote_schema(schema: str) -> str:
 class Tenant:
     """The tenant a unit of work runs in."""
 
-    org_id: str
     slug: str
+    org_id: str = ""  # the org's id when the caller knows it (the engine works by slug)
 
     @property
     def schema(self) -> str:

@@ -1,0 +1,1 @@
+"""Agent packages: each sub-package exposes `package`, an engine.agents.api.AgentPackage."""

@@ -1,0 +1,85 @@
+"""Composition of the agent runtime: which packages exist, which handlers apply `forum.*` directives,
+which LLM answers, where drafts stream. Built by the web app and the worker alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+
+from agent_packages.forum_welcome_agent import package as welcome_package
+from backend.agents.handlers import make_post_create_handler
+from backend.agents.readers import reader_for
+from backend.settings import Settings
+from engine.agents.api import DirectiveView
+from engine.agents.queue import DirectiveQueue
+from engine.agents.registry import AgentRuntime, DraftStream, OrgAgentLimits
+from engine.llm import LLMProvider, OfflineProvider, provider_from_settings
+from realtime.drafts import publish_draft_delta, publish_draft_end
+
+# Every package this deployment offers; installations per org choose among them.
+PACKAGES = (welcome_package,)
+
+
+def build_llm(settings: Settings) -> LLMProvider:
+    if settings.llm_provider == "offline" or (
+        settings.llm_provider == "auto" and not settings.anthropic_api_key
+    ):
+        return OfflineProvider(max_tokens=settings.llm_max_tokens, delay_s=settings.llm_offline_delay_s)
+    return provider_from_settings(
+        settings.llm_provider,
+        api_key=settings.anthropic_api_key or None,
+        model=settings.anthropic_model,
+        base_url=settings.anthropic_base_url or None,
+        timeout_s=settings.llm_timeout_s,
+        max_tokens=settings.llm_max_tokens,
+    )
+
+
+class ThreadDraft:
+    """Streams one execution's text to `thread:<id>` subscribers, a few tokens per publish."""
+
+    def __init__(self, redis: Redis, tenant: str, thread_id: str, execution_id: str, ttl_s: int) -> None:
+        self.redis, self.tenant, self.thread_id, self.execution_id, self.ttl_s = (
+            redis,
+            tenant,
+            thread_id,
+            execution_id,
+            ttl_s,
+        )
+
+    async def delta(self, text: str) -> None:
+        await publish_draft_delta(
+            self.redis, self.tenant, self.thread_id, self.execution_id, text, ttl_s=self.ttl_s
+        )
+
+    async def end(self, result: Mapping[str, Any] | None) -> None:
+        post_id = str(result["post_id"]) if result and result.get("post_id") else None
+        await publish_draft_end(self.redis, self.tenant, self.thread_id, self.execution_id, post_id)
+
+
+def build_runtime(
+    settings: Settings, redis: Redis, queue: DirectiveQueue | None, llm: LLMProvider | None = None
+) -> AgentRuntime:
+    runtime = AgentRuntime(
+        llm=llm or build_llm(settings),
+        reader_for=reader_for,
+        limits=OrgAgentLimits(
+            max_directives_per_hour=settings.agent_max_directives_per_hour,
+            daily_cost_cap_usd=settings.agent_daily_cost_cap_usd,
+        ),
+        enqueue=queue.enqueue if queue is not None else None,
+    )
+    for package in PACKAGES:
+        runtime.add_package(package)
+    runtime.add_handler("forum.post.create", make_post_create_handler(runtime))
+
+    def drafts(tenant: str, directive: DirectiveView, execution_id: str) -> DraftStream | None:
+        thread_id = directive.payload.get("thread_id")
+        if directive.type != "forum.post.create" or not thread_id:
+            return None
+        return ThreadDraft(redis, tenant, str(thread_id), execution_id, settings.ws_draft_ttl_s)
+
+    runtime.drafts = drafts
+    return runtime

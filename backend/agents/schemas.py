@@ -1,0 +1,67 @@
+"""Shapes of the agent admin API (API.md, moderation and agents)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+
+class InstallationIn(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class AgentOut(msgspec.Struct):
+    package: str
+    title: str
+    description: str
+    version: str
+    agent_handle: str
+    consumes: list[str]
+    directives: list[str]
+    permissions: list[str]
+    rate_limit_per_hour: int
+    daily_cost_cap_usd: float
+    default_config: dict[str, Any]
+    installed: bool
+    enabled: bool
+    config: dict[str, Any]
+
+
+class AgentList(msgspec.Struct):
+    agents: list[AgentOut]
+
+
+class ReplayIn(msgspec.Struct, forbid_unknown_fields=True):
+    dry_run: bool = True
+
+
+class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
+    helpful: bool
+    reason: str | None = msgspec.field(default=None)
+
+
+class SignalOut(msgspec.Struct):
+    id: str
+    type: str
+    version: int
+    actor_type: str
+    actor_id: str | None
+    source: str
+    correlation_id: str
+    causation_id: str | None
+    dedupe_key: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class Page(msgspec.Struct):
+    items: list[Any]
+    next_cursor: str | None
+
+
+DirectiveStatus = Literal[
+    "pending", "running", "succeeded", "failed", "awaiting_approval", "approved", "rejected", "refused"
+]

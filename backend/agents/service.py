@@ -1,0 +1,337 @@
+"""Agent administration: installations, the signal explorer, the directive queue, executions with
+their signal → directive chain, approvals, replays, feedback and metrics."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from backend.agents.schemas import AgentOut, InstallationIn, SignalOut
+from backend.context import RequestContext
+from backend.errors import Conflict, Invalid, NotFound, Unprocessable
+from backend.forum.service import decode_cursor, encode_cursor, parse_uuid
+from backend.forum.signals import AgentFeedbackRecorded
+from engine import db
+from engine.agents import directives as directive_store
+from engine.agents.registry import AgentRuntime
+from engine.agents.router import merged_config
+from engine.agents.runner import replay_execution
+from engine.ids import uuid7
+from engine.signals import emit
+
+_CONFIG_LIMITS = ("rate_limit_per_hour", "daily_cost_cap_usd")
+
+
+def _runtime(ctx: RequestContext) -> AgentRuntime:
+    runtime = ctx.services.agents
+    if runtime is None:
+        raise NotFound("agents are not configured on this server")
+    return runtime
+
+
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, str) else value
+
+
+async def list_agents(ctx: RequestContext) -> list[AgentOut]:
+    ctx.require_role("moderator")
+    runtime = _runtime(ctx)
+    rows = {r["package"]: r for r in await db.fetch("SELECT package, enabled, config FROM installation")}
+    out = []
+    for name, package in sorted(runtime.packages.items()):
+        m = package.manifest
+        row = rows.get(name)
+        out.append(
+            AgentOut(
+                package=name,
+                title=m.title,
+                description=m.description,
+                version=m.version,
+                agent_handle=m.agent_handle,
+                consumes=list(m.consumes),
+                directives=list(m.directives),
+                permissions=list(m.permissions),
+                rate_limit_per_hour=m.rate_limit_per_hour,
+                daily_cost_cap_usd=m.daily_cost_cap_usd,
+                default_config=dict(m.default_config),
+                installed=row is not None,
+                enabled=bool(row and row["enabled"]),
+                config=merged_config(package, row["config"] if row else {}),
+            )
+        )
+    return out
+
+
+async def install(ctx: RequestContext, package_name: str, data: InstallationIn) -> AgentOut:
+    ctx.require_role("admin")
+    runtime = _runtime(ctx)
+    package = runtime.packages.get(package_name)
+    if package is None:
+        raise NotFound(f"no agent package {package_name!r}")
+    manifest = package.manifest
+    allowed = set(manifest.default_config) | set(_CONFIG_LIMITS)
+    unknown = sorted(set(data.config) - allowed)
+    if unknown:
+        raise Invalid(f"unknown config keys for {package_name}: {', '.join(unknown)}", field="config")
+    for key, ceiling in (
+        ("rate_limit_per_hour", manifest.rate_limit_per_hour),
+        ("daily_cost_cap_usd", manifest.daily_cost_cap_usd),
+    ):
+        if key in data.config:
+            value = data.config[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= ceiling:
+                raise Unprocessable(f"{key} must be a number between 0 and the package's {ceiling}")
+    await db.execute(
+        "INSERT INTO installation (package, enabled, config, installed_by) VALUES ($1, $2, $3::jsonb, $4)"
+        " ON CONFLICT (package) DO UPDATE SET enabled = EXCLUDED.enabled, config = EXCLUDED.config,"
+        " updated_at = now()",
+        package_name,
+        data.enabled,
+        msgspec.json.encode(data.config).decode(),
+        ctx.require_user().user_id,
+    )
+    return next(a for a in await list_agents(ctx) if a.package == package_name)
+
+
+def _page_args(cursor: str | None, limit: int | None) -> tuple[uuid.UUID | None, int]:
+    page = limit or 50
+    if not 1 <= page <= 200:
+        raise Invalid("limit must be between 1 and 200", field="limit")
+    before = parse_uuid(decode_cursor(cursor, 1)[0], "cursor") if cursor else None
+    return before, page
+
+
+def signal_out(row: Any) -> SignalOut:
+    return SignalOut(
+        id=str(row["id"]),
+        type=row["type"],
+        version=row["version"],
+        actor_type=row["actor_type"],
+        actor_id=row["actor_id"],
+        source=row["source"],
+        correlation_id=str(row["correlation_id"]),
+        causation_id=str(row["causation_id"]) if row["causation_id"] else None,
+        dedupe_key=row["dedupe_key"],
+        occurred_at=row["occurred_at"],
+        payload=_json(row["payload"]),
+    )
+
+
+async def list_signals(
+    ctx: RequestContext,
+    *,
+    type_: str | None,
+    correlation_id: str | None,
+    cursor: str | None,
+    limit: int | None,
+) -> tuple[list[SignalOut], str | None]:
+    ctx.require_role("admin")
+    before, page = _page_args(cursor, limit)
+    args: list[Any] = []
+    where = []
+    if type_:
+        args.append(type_.rstrip("*") + "%" if type_.endswith("*") else type_)
+        where.append(f"type {'LIKE' if type_.endswith('*') else '='} ${len(args)}")
+    if correlation_id:
+        args.append(parse_uuid(correlation_id, "correlation"))
+        where.append(f"correlation_id = ${len(args)}")
+    if before:
+        args.append(before)
+        where.append(f"id < ${len(args)}")
+    args.append(page + 1)
+    rows = await db.fetch(
+        "SELECT * FROM signal"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    more = len(rows) > page
+    rows = rows[:page]
+    return [signal_out(r) for r in rows], encode_cursor(rows[-1]["id"]) if more else None
+
+
+async def list_directives(
+    ctx: RequestContext, *, status: str | None, type_: str | None, cursor: str | None, limit: int | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    ctx.require_role("admin")
+    before, page = _page_args(cursor, limit)
+    args: list[Any] = []
+    where = []
+    if status:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    if type_:
+        args.append(type_)
+        where.append(f"type = ${len(args)}")
+    if before:
+        args.append(before)
+        where.append(f"id < ${len(args)}")
+    args.append(page + 1)
+    rows = await db.fetch(
+        "SELECT * FROM directive"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    more = len(rows) > page
+    rows = rows[:page]
+    return (
+        [msgspec.to_builtins(directive_store.row_to_directive(r)) for r in rows],
+        encode_cursor(rows[-1]["id"]) if more else None,
+    )
+
+
+async def decide(ctx: RequestContext, directive_id: str, *, approve: bool) -> dict[str, Any]:
+    ctx.require_role("admin")
+    principal = ctx.require_user()
+    parse_uuid(directive_id, "directive")
+    try:
+        row = await directive_store.decide(directive_id, approve=approve, decided_by=principal.user_id)
+    except LookupError:
+        raise NotFound("directive not found") from None
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    runtime = _runtime(ctx)
+    if approve and runtime.enqueue is not None:
+        tenant, enqueue = ctx.require_org().slug, runtime.enqueue
+
+        async def enqueue_after_commit() -> None:
+            await enqueue(tenant, row.id)
+
+        ctx.after_commit.append(enqueue_after_commit)
+    return msgspec.to_builtins(row)  # type: ignore[no-any-return]
+
+
+async def get_execution(ctx: RequestContext, execution_id: str) -> dict[str, Any]:
+    ctx.require_role("admin")
+    row = await db.fetchrow("SELECT * FROM execution WHERE id = $1", parse_uuid(execution_id, "execution"))
+    if row is None:
+        raise NotFound("execution not found")
+    directive = await directive_store.get_directive(str(row["directive_id"]))
+    assert directive is not None
+    signal = None
+    if directive.signal_id:
+        signal_row = await db.fetchrow("SELECT * FROM signal WHERE id = $1", uuid.UUID(directive.signal_id))
+        signal = signal_out(signal_row) if signal_row else None
+    attempts = await db.fetch(
+        "SELECT id, attempt, status, dry_run, replay_of, started_at, finished_at, error FROM execution"
+        " WHERE directive_id = $1 ORDER BY started_at",
+        uuid.UUID(directive.id),
+    )
+    outcome = await db.fetch(
+        "SELECT * FROM signal WHERE causation_id = $1 ORDER BY id", uuid.UUID(directive.id)
+    )
+    execution = dict(row)
+    for key in ("context", "decision"):
+        execution[key] = _json(execution[key])
+    execution["cost_usd"] = float(execution["cost_usd"])
+    return {
+        "execution": msgspec.to_builtins(execution),
+        "directive": msgspec.to_builtins(directive),
+        "signal": msgspec.to_builtins(signal) if signal else None,
+        "attempts": [msgspec.to_builtins(dict(a)) for a in attempts],
+        "outcome_signals": [msgspec.to_builtins(signal_out(s)) for s in outcome],
+    }
+
+
+async def replay(ctx: RequestContext, execution_id: str, *, dry_run: bool) -> dict[str, Any]:
+    ctx.require_role("admin")
+    parse_uuid(execution_id, "execution")
+    runtime = _runtime(ctx)
+    services = ctx.services
+    try:
+        outcome = await replay_execution(
+            runtime,
+            services.redis,
+            services.streams,
+            ctx.require_org().slug,
+            execution_id,
+            dry_run=dry_run,
+            replayed_by=ctx.require_user().user_id,
+        )
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
+
+
+async def record_feedback(
+    ctx: RequestContext, post_id: str, *, helpful: bool, reason: str | None
+) -> dict[str, Any]:
+    ctx.require_role("member")
+    user_id = ctx.require_user().user_id
+    row = await db.fetchrow(
+        "SELECT id, role, author_agent_id, thread_id FROM post WHERE id = $1 AND NOT is_deleted",
+        parse_uuid(post_id, "post"),
+    )
+    if row is None:
+        raise NotFound("post not found")
+    if row["role"] != "agent":
+        raise Unprocessable("feedback is collected on agent posts only")
+    await db.execute(
+        "INSERT INTO agent_feedback (id, post_id, user_id, agent, helpful, reason) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (post_id, user_id) DO UPDATE SET helpful = EXCLUDED.helpful, reason = EXCLUDED.reason,"
+        " updated_at = now()",
+        uuid7(),
+        row["id"],
+        uuid.UUID(user_id),
+        row["author_agent_id"],
+        helpful,
+        reason,
+    )
+    await emit(
+        AgentFeedbackRecorded(
+            post_id=str(row["id"]),
+            thread_id=str(row["thread_id"]),
+            agent=row["author_agent_id"],
+            user_id=user_id,
+            helpful=helpful,
+        )
+    )
+    return {"post_id": str(row["id"]), "helpful": helpful}
+
+
+async def metrics(ctx: RequestContext) -> list[dict[str, Any]]:
+    ctx.require_role("moderator")
+    runtime = _runtime(ctx)
+    out = []
+    for name, package in sorted(runtime.packages.items()):
+        handle = package.manifest.agent_handle
+        stats = await db.fetchrow(
+            "SELECT"
+            " (SELECT count(*) FROM post WHERE author_agent_id = $1 AND role = 'agent') AS responses,"
+            " (SELECT count(*) FROM agent_feedback WHERE agent = $1) AS feedback,"
+            " (SELECT count(*) FROM agent_feedback WHERE agent = $1 AND helpful) AS helpful,"
+            " (SELECT count(*) FROM signal WHERE type = 'forum.agent.escalated' AND payload->>'package' = $2)"
+            "   AS escalations,"
+            " (SELECT count(*) FROM directive WHERE package = $2) AS directives,"
+            " (SELECT count(*) FROM moderation_flag WHERE flagger_agent_id = $1 AND status = 'action_taken')"
+            "   AS flags_confirmed,"
+            " (SELECT count(*) FROM moderation_flag WHERE flagger_agent_id = $1"
+            "   AND status IN ('action_taken', 'dismissed')) AS flags_resolved,"
+            " (SELECT coalesce(sum(cost_usd), 0) FROM agent_usage WHERE package = $2) AS cost_usd,"
+            " (SELECT avg(extract(epoch FROM p.created_at - t.created_at)) FROM post p JOIN thread t"
+            "   ON t.id = p.thread_id WHERE p.author_agent_id = $1 AND p.role = 'agent') AS avg_first_response_s",
+            handle,
+            name,
+        )
+        directives = stats["directives"] or 0
+        out.append(
+            {
+                "package": name,
+                "agent": handle,
+                "responses": stats["responses"],
+                "helpful_rate": stats["helpful"] / stats["feedback"] if stats["feedback"] else None,
+                "feedback_count": stats["feedback"],
+                "escalation_rate": stats["escalations"] / directives if directives else None,
+                "flag_precision": stats["flags_confirmed"] / stats["flags_resolved"]
+                if stats["flags_resolved"]
+                else None,
+                "cost_usd": float(stats["cost_usd"]),
+                "avg_time_to_response_s": float(stats["avg_first_response_s"])
+                if stats["avg_first_response_s"]
+                else None,
+            }
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Agent runtime: packages and installations, directives, the signal router, the directive runner."""

@@ -32,6 +32,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     register_max_per_ip: int = 20
     register_window_s: int = 3600
     sweeper_interval_s: float = 5.0
+    # Real time (websockets): per node limits and timings.
+    ws_queue_size: int = 256  # messages waiting for one socket before it is closed as too slow (4008)
+    ws_replay_buffer: int = 1024  # live messages held for one subscription while it replays
+    ws_max_subscriptions: int = 50  # per socket
+    ws_max_message_bytes: int = 4096  # largest client message
+    ws_max_ops_per_s: int = 50  # client messages per second per socket
+    ws_max_connections_per_user: int = 20
+    ws_max_connections_per_ip: int = 200
+    ws_ping_interval_s: float = 20.0  # protocol-level pings; a peer silent for interval+timeout is dropped
+    ws_ping_timeout_s: float = 20.0
+    ws_replay_max_entries: int = 10_000  # stream entries scanned for a resume before answering resync
+    ws_draft_ttl_s: int = 3600
+    # Agents and LLM providers
+    llm_provider: str = "auto"  # auto: anthropic when an API key is set, else offline; or "offline"/"anthropic"
+    anthropic_api_key: str = ""  # FORUM_ANTHROPIC_API_KEY (ANTHROPIC_API_KEY is read too)
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_base_url: str = ""  # e.g. a local fake Messages API in tests
+    llm_timeout_s: float = 60.0
+    llm_max_tokens: int = 600
+    agent_max_directives_per_hour: int = 200  # per org, all packages together
+    agent_daily_cost_cap_usd: float = 5.0  # per org
+    agent_job_timeout_s: int = 120
+    agent_job_retries: int = 3  # total attempts (SAQ counts the first)
+    agent_claim_idle_ms: int = 30_000  # router: reclaim stream entries a dead consumer left this long
+    agent_requeue_interval_s: float = 10.0
+    agent_requeue_after_s: float = 10.0  # a pending directive this old with no job is enqueued again
+    agent_job_heartbeat_s: int = 30  # a directive job silent this long is swept and retried by SAQ
+    agent_worker_sweep_s: int = 5  # how often SAQ looks for stuck jobs
+    llm_offline_delay_s: float = 0.0  # per-token pause of the offline provider (demos, benchmarks)
 
     def require_urls(self) -> tuple[str, str]:
         if not self.database_url or not self.redis_url:
@@ -41,7 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.database_url, self.redis_url
 
 
-_SECRET_NAMES = {"secret_key", "database_url", "redis_url"}
+_SECRET_NAMES = {"secret_key", "database_url", "redis_url", "anthropic_api_key"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -52,6 +81,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         value = env.get(PREFIX + name.upper())
         if value is not None and value != "":
             raw[name] = value
+    if "anthropic_api_key" not in raw and env.get("ANTHROPIC_API_KEY"):
+        raw["anthropic_api_key"] = env["ANTHROPIC_API_KEY"]
     raw.update(overrides)
     try:
         return msgspec.convert(raw, Settings, strict=False)

@@ -102,7 +102,7 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
             )
         ),
         asyncio.create_task(
-            _every(settings.agent_requeue_interval_s, stop, "requeue sweep", lambda: requeue_stranded(queue))
+            _every(settings.agent_requeue_interval_s, stop, "requeue sweep", lambda: requeue_stranded(queue, pending_after_s=settings.agent_requeue_after_s))
         ),
     ]
     try:

@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Agents and LLM providers
     llm_provider: str = "auto"  # auto: anthropic when an API key is set, else offline; or "offline"/"anthropic"
     anthropic_api_key: str = ""  # FORUM_ANTHROPIC_API_KEY (ANTHROPIC_API_KEY is read too)
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-haiku-4-5"
     anthropic_base_url: str = ""  # e.g. a local fake Messages API in tests
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 600

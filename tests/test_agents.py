@@ -219,3 +219,126 @@ def test_manifest_is_serializable():
     from agent_packages.forum_welcome_agent import package
 
     assert msgspec.json.decode(msgspec.json.encode(package.manifest))["agent_handle"] == "welcome-agent"
+
+
+async def test_rate_limit_per_package_is_enforced(app, make_client, pool):
+    admin, org, base = await _forum_with_agent(make_client)
+    r = await admin.put(
+        f"{base}/agents/{WELCOME}", json={"enabled": True, "config": {"rate_limit_per_hour": 1}}
+    )
+    assert r.status_code == 200
+    router = _router(app)
+    await _newbie_posts(make_client, org, base)
+    assert len(await router.route(await _last_signal(pool, org["slug"], "forum.post.created"))) == 1
+    second = make_client(ip="192.0.2.45")
+    await register_and_login(second)
+    await second.post(f"/api/v1/orgs/{org['slug']}/join")
+    r = await second.post(
+        f"{base}/threads", json={"category": "general", "title": "Another newcomer", "body": "hello"}
+    )
+    assert r.status_code == 201
+    assert await router.route(await _last_signal(pool, org["slug"], "forum.post.created")) == []
+    assert await pool.fetchval(f'SELECT count(*) FROM "org_{org["slug"]}".directive') == 1
+    refusal = await _last_signal(pool, org["slug"], "agent.directive.refused")
+    assert "rate limit" in refusal.payload["reason"]
+
+
+async def test_daily_cost_cap_stops_execution(app, make_client, pool):
+    _, org, base = await _forum_with_agent(make_client)
+    await _newbie_posts(make_client, org, base)
+    created = await _router(app).route(await _last_signal(pool, org["slug"], "forum.post.created"))
+    schema = f'"org_{org["slug"]}"'
+    await pool.execute(
+        f"INSERT INTO {schema}.agent_usage (day, package, executions, cost_usd)"
+        " VALUES (current_date, $1, 10, 0.50)",
+        WELCOME,
+    )
+    services = app.state.services
+    outcome = await run_directive(
+        services.agents, services.redis, services.streams, org["slug"], created[0].id
+    )
+    assert outcome.status == "failed" and "cost cap" in outcome.error
+    assert await pool.fetchval(f"SELECT status FROM {schema}.directive") == "failed"
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 0
+
+
+class EchoAgent:
+    """Replies to every post, agents' included: the router must stop it from looping."""
+
+    manifest = PackageManifest(
+        name="echo_test_agent",
+        version="0",
+        title="t",
+        description="t",
+        agent_handle="echo-agent",
+        consumes=("forum.post.created",),
+        directives=("forum.post.create",),
+        permissions=("read_forum",),
+    )
+
+    async def plan(self, signal, ctx):
+        return [
+            DirectiveRequest(
+                type="forum.post.create",
+                idempotency_key=f"echo:{signal.id}",
+                payload={"thread_id": signal.payload["thread_id"]},
+            )
+        ]
+
+    async def decide(self, directive, ctx, llm, on_delta):  # pragma: no cover
+        raise AssertionError("not run here")
+
+
+async def test_agents_do_not_trigger_themselves_or_chain_without_end(app, make_client, pool):
+    _, org, base = await _forum_with_agent(make_client, enabled=False)
+    runtime = app.state.services.agents
+    runtime.packages[EchoAgent.manifest.name] = EchoAgent()
+    schema = f'"org_{org["slug"]}"'
+    try:
+        await pool.execute(
+            f"INSERT INTO {schema}.installation (package, enabled) VALUES ($1, true)", EchoAgent.manifest.name
+        )
+        await _newbie_posts(make_client, org, base)
+        human = await _last_signal(pool, org["slug"], "forum.post.created")
+        router = _router(app)
+        [first] = await router.route(human)
+        assert first.depth == 0
+
+        async def stored(signal):  # as if the agent's post had been written: a real signal row
+            await pool.execute(
+                f"INSERT INTO {schema}.signal (id, type, version, actor_type, actor_id, source, correlation_id,"
+                " causation_id, occurred_at, payload) VALUES ($1::uuid, $2, 1, $3, $4, 'job', $5::uuid,"
+                " $6::uuid, now(), $7::jsonb)",
+                signal.id,
+                signal.type,
+                signal.actor_type,
+                signal.actor_id,
+                signal.correlation_id,
+                signal.causation_id,
+                msgspec.json.encode(signal.payload).decode(),
+            )
+            return signal
+
+        own = await stored(
+            msgspec.structs.replace(
+                human,
+                id="00000000-0000-7000-8000-000000000001",
+                actor_type="agent",
+                actor_id="echo_test_agent",
+                causation_id=first.id,
+            )
+        )
+        assert await router.route(own) == []  # never triggered by its own output
+        other = await stored(
+            msgspec.structs.replace(
+                own, id="00000000-0000-7000-8000-000000000003", actor_id="some_other_agent"
+            )
+        )
+        [second] = await router.route(other)  # one hop from another agent's output is allowed…
+        assert second.depth == 1
+        deeper = await stored(
+            msgspec.structs.replace(other, id="00000000-0000-7000-8000-000000000002", causation_id=second.id)
+        )
+        assert await router.route(deeper) == []  # …but the chain stops at the configured depth
+    finally:
+        del runtime.packages[EchoAgent.manifest.name]

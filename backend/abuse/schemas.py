@@ -22,5 +22,13 @@ class PostingLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Fa
     max_body_chars: Annotated[int, msgspec.Meta(ge=100, le=50_000)] = 32_000
 
 
+class SpamScreening(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    """New posts scoring above `threshold` get a system spam flag (backend.moderation); never hidden."""
+
+    enabled: bool = True
+    threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.8
+
+
 class ForumSettings(msgspec.Struct, forbid_unknown_fields=True):
     posting: PostingLimits = msgspec.field(default_factory=PostingLimits)
+    spam: SpamScreening = msgspec.field(default_factory=SpamScreening)

@@ -17,7 +17,7 @@ import msgspec
 
 from backend.abuse.service import check_can_post, record_post
 from backend.content import extract_mentions, render_markdown
-from backend.context import RequestContext
+from backend.context import RequestContext, provide_ctx
 from backend.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from backend.forum import signals as sig
 from backend.forum.schemas import (
@@ -32,6 +32,7 @@ from backend.forum.schemas import (
     ThreadPage,
 )
 from backend.forum.tables import Category, Post, Thread
+from backend.moderation.service import screen_post
 from engine import db
 from engine.ids import uuid7
 from engine.signals import emit
@@ -76,6 +77,13 @@ def decode_cursor(cursor: str, n: int) -> list[str]:
 def _cursor_time(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid("invalid cursor", field="cursor") from None
+
+
+def _cursor_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
     except ValueError:
         raise Invalid("invalid cursor", field="cursor") from None
 
@@ -207,7 +215,7 @@ async def list_threads(
         where.append(f"t.category_id = ${len(args)}")
     if cursor:
         at, last_id = decode_cursor(cursor, 2)
-        args += [_cursor_time(at), parse_uuid(last_id, "cursor")]
+        args += [_cursor_time(at), _cursor_id(last_id)]
         where.append(f"(t.last_activity_at, t.id) < (${len(args) - 1}, ${len(args)})")
     args.append(page + 1)
     sql = _THREAD_SELECT + (" WHERE " + " AND ".join(where) if where else "")
@@ -309,6 +317,7 @@ async def _emit_post_created(
                 agent=agent, post_id=str(post_id), thread_id=str(thread_id), category_id=str(category_id)
             )
         )
+    await screen_post(provide_ctx(), post_id=post_id, thread_id=thread_id, category_id=category_id, body=body)
 
 
 async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut, PostOut]:
@@ -381,9 +390,10 @@ async def create_reply(
     reply_to = None
     if reply_to_post_id is not None:
         reply_to = parse_uuid(reply_to_post_id, "reply_to_post_id")
-        if not await db.fetchval(
-            "SELECT 1 FROM post WHERE id = $1 AND thread_id = $2", reply_to, thread["id"]
-        ):
+        reply_to_thread = await db.fetchval("SELECT thread_id FROM post WHERE id = $1", reply_to)
+        if reply_to_thread is None:
+            raise NotFound("reply_to_post_id not found")
+        if reply_to_thread != thread["id"]:
             raise Unprocessable("reply_to_post_id is not a post of this thread")
     posting = await check_can_post(ctx, body, kind="reply")
     now = datetime.now(UTC)
@@ -423,7 +433,7 @@ async def get_thread(
     after: tuple[datetime, uuid.UUID] | None = None
     if cursor:
         at, last_id = decode_cursor(cursor, 2)
-        after = (_cursor_time(at), parse_uuid(last_id, "cursor"))
+        after = (_cursor_time(at), _cursor_id(last_id))
     posts = await _posts(ctx, thread["id"], after=after, limit=page + 1)
     more = len(posts) > page
     posts = posts[:page]
@@ -711,3 +721,52 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
 
 def preview(body: str) -> str:
     return render_markdown(body)
+
+
+# --- agent posts (the `forum.post.create` directive's effect) -------------------------------------------
+
+
+async def create_agent_post(
+    *,
+    thread_id: str,
+    agent_handle: str,
+    body: str,
+    idempotency_key: str,
+    reply_to_post_id: str | None,
+    confidence: float | None,
+    model: str | None,
+    citations: list[dict[str, Any]],
+) -> tuple[str, str, bool]:
+    """Write an agent's post once per idempotency key. Returns (post id, category id, created).
+
+    Runs in the directive runner's tenant transaction; a second call with the same key returns the
+    first post and changes nothing."""
+    existing = await db.fetchrow(
+        "SELECT p.id, t.category_id FROM post p JOIN thread t ON t.id = p.thread_id WHERE p.idempotency_key = $1",
+        idempotency_key,
+    )
+    if existing is not None:
+        return str(existing["id"]), str(existing["category_id"]), False
+    thread = await _thread_row(thread_id, lock=True)
+    reply_to = parse_uuid(reply_to_post_id, "reply_to_post_id") if reply_to_post_id else None
+    now = datetime.now(UTC)
+    post_id = uuid7()
+    await Post.insert(
+        Post(id=post_id, thread_id=thread["id"], author_agent_id=agent_handle, role="agent",
+             reply_to_post_id=reply_to, content_markdown=body, content_html=render_markdown(body),
+             agent_confidence=confidence, agent_model=model, agent_citations=citations,
+             idempotency_key=idempotency_key, created_at=now, updated_at=now)
+    )
+    await db.execute(
+        "UPDATE thread SET reply_count = reply_count + 1, last_activity_at = greatest(last_activity_at, $2),"
+        " updated_at = $2 WHERE id = $1", thread["id"], now)
+    await db.execute(
+        "UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $2)"
+        " WHERE id = $1", thread["category_id"], now)
+    await emit(sig.PostCreated(
+        post_id=str(post_id), thread_id=str(thread["id"]), category_id=str(thread["category_id"]),
+        author_user_id=None, author_agent_id=agent_handle, role="agent",
+        reply_to_post_id=str(reply_to) if reply_to else None, is_first_post=False,
+        mentioned_user_ids=[], mentioned_agents=[],
+    ))
+    return str(post_id), str(thread["category_id"]), True

@@ -142,3 +142,34 @@ class SpamDetected(SignalPayload, frozen=True, kw_only=True):
     thread_id: str
     score: float
     reasons: list[str]
+
+
+@signal_type("forum.agent.responded")
+class AgentResponded(SignalPayload, frozen=True, kw_only=True):
+    agent: str
+    package: str
+    post_id: str
+    thread_id: str
+    category_id: str
+    directive_id: str
+    execution_id: str
+    confidence: float | None
+
+
+@signal_type("forum.agent.escalated")
+class AgentEscalated(SignalPayload, frozen=True, kw_only=True):
+    agent: str
+    package: str
+    thread_id: str
+    category_id: str
+    directive_id: str
+    reason: str
+
+
+@signal_type("forum.agent.feedback.recorded")
+class AgentFeedbackRecorded(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    agent: str
+    user_id: str
+    helpful: bool

@@ -1,0 +1,43 @@
+"""Moderation routes (API.md, under /api/v1/o/{org}). Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from backend.context import Ctx
+from backend.moderation import service
+from backend.moderation.schemas import FlagEnvelope, FlagIn, QueuePage, QueueStatus, ResolveIn, ResolveOut
+
+
+class ModerationController(Controller):
+    path = "/api/v1/o/{org:str}"
+    tags = ["moderation"]
+
+    @post("/posts/{post_id:str}/flags", status_code=HTTP_201_CREATED)
+    async def flag_post(
+        self, ctx: Ctx, org: FromPath[str], post_id: FromPath[str], data: JSONBody[FlagIn]
+    ) -> FlagEnvelope:
+        """Flag a post for moderators (any member; not your own post; once while your flag is open)."""
+        return FlagEnvelope(flag=await service.create_flag(ctx, post_id, data))
+
+    @get("/moderation/queue")
+    async def queue(
+        self,
+        ctx: Ctx,
+        org: FromPath[str],
+        status: FromQuery[QueueStatus] = "open",
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> QueuePage:
+        """Flagged posts, most recently flagged first, with their flags (moderators; cursor pagination)."""
+        return await service.list_queue(ctx, status=status, cursor=cursor, limit=limit)
+
+    @post("/moderation/flags/{flag_id:str}/resolve", status_code=HTTP_200_OK)
+    async def resolve(
+        self, ctx: Ctx, org: FromPath[str], flag_id: FromPath[str], data: JSONBody[ResolveIn]
+    ) -> ResolveOut:
+        """Resolve an open flag: dismiss, hide or restore the post, or close its thread (moderators).
+        Every other open flag of the same post is resolved the same way."""
+        return await service.resolve_flag(ctx, flag_id, data)

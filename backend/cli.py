@@ -128,7 +128,9 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     log.info("web: serving on http://%s:%d with %s", host, port, redacted(settings))
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=False, timeout_graceful_shutdown=10, access_log=args.access_log)
+                proxy_headers=False, timeout_graceful_shutdown=10, access_log=args.access_log,
+                ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_timeout_s,
+                ws_max_size=settings.ws_max_message_bytes)
     return 0
 
 
@@ -307,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from backend.errors import ApiError  # a service refused (duplicate, unknown user…): no traceback
+
+        if not isinstance(exc, ApiError):
+            raise
+        print(f"forum: {exc.detail}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

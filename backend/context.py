@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from litestar.di import NamedDependency
 from redis.asyncio import Redis
 
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.settings import Settings
-from engine.agents.registry import AgentRuntime
+
+if TYPE_CHECKING:
+    from engine.agents.registry import AgentRuntime
 from engine.relay import StreamConfig
 from engine.tenancy import Tenant
 

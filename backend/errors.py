@@ -49,3 +49,16 @@ class RateLimited(ApiError):
         retry_after = max(1, int(retry_after))
         super().__init__(detail=detail, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+
+
+def undecodable_input(_request: Any, exc: UnicodeDecodeError) -> Any:
+    """msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8 inside a JSON string,
+    which Litestar would answer with a 500: it is bad input, so 400."""
+    from litestar import Response
+
+    body = {
+        "status_code": sc.HTTP_400_BAD_REQUEST,
+        "detail": "the request is not valid UTF-8",
+        "extra": [{"key": "body", "message": f"invalid UTF-8 at byte {exc.start}"}],
+    }
+    return Response(body, status_code=sc.HTTP_400_BAD_REQUEST)

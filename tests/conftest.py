@@ -151,8 +151,9 @@ class Client(httpx.AsyncClient):
 def make_client(app: object) -> Iterator[object]:
     clients: list[Client] = []
 
-    def factory(ip: str = "203.0.113.7") -> Client:
-        transport = httpx.ASGITransport(app=app, client=(ip, 40000))  # type: ignore[arg-type]
+    def factory(ip: str = "203.0.113.7", application: object | None = None) -> Client:
+        """`application`: another app (e.g. from `make_app`); the session app by default."""
+        transport = httpx.ASGITransport(app=application or app, client=(ip, 40000))  # type: ignore[arg-type]
         client = Client(transport=transport, base_url="http://testserver")
         clients.append(client)
         return client
@@ -163,3 +164,31 @@ def make_client(app: object) -> Iterator[object]:
 @pytest.fixture
 async def client(make_client) -> Client:  # type: ignore[no-untyped-def]
     return make_client()
+
+
+@pytest.fixture
+async def make_app(app: object, settings: Settings) -> AsyncIterator[object]:
+    """Build a second app with some settings overridden (e.g. low rate limits). It shares the
+    database pool the session app opened; its Redis client is closed after the test."""
+    import msgspec
+
+    from backend.context import Services
+    from engine.relay import StreamConfig
+
+    opened: list[Redis] = []
+
+    def factory(**overrides: object) -> object:
+        custom = msgspec.structs.replace(settings, **overrides)
+        application = create_app(custom)
+        client = Redis.from_url(custom.redis_url or "")
+        opened.append(client)
+        application.state.services = Services(
+            settings=custom,
+            redis=client,
+            streams=StreamConfig(partitions=custom.stream_partitions, maxlen=custom.stream_maxlen),
+        )
+        return application
+
+    yield factory
+    for client in opened:
+        await client.aclose()

@@ -8,12 +8,14 @@ execution's context so replays see the same input) and never writes to the datab
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
-from engine.llm import LLMProvider
 from engine.signals import Signal
+
+if TYPE_CHECKING:
+    from engine.llm import LLMProvider
 
 
 class PackageManifest(msgspec.Struct, frozen=True, kw_only=True):

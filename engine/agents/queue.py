@@ -5,10 +5,9 @@ from them after a Redis loss or a dead worker)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from saq.queue.redis import RedisQueue
 
 from engine import db
@@ -58,7 +57,10 @@ class DirectiveQueue:
         self._connected = True
 
     async def disconnect(self) -> None:
-        await self.queue.disconnect()
+        try:
+            await self.queue.disconnect()
+        except (RedisError, OSError) as exc:  # Redis already gone: nothing left to close cleanly
+            log.info("queue: disconnect with Redis unreachable (%s)", type(exc).__name__)
 
 
 async def requeue_stranded(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.agents.api import AgentPackage, Decision, DirectiveView, Reader
-from engine.llm import LLMProvider
+
+if TYPE_CHECKING:
+    from engine.llm import LLMProvider
 
 
 class DirectiveHandler(Protocol):

@@ -14,14 +14,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 
+from backend.agents.routes import AgentsController
+from backend.agents.runtime import build_runtime
 from backend.context import Services, provide_ctx
+from backend.errors import undecodable_input
 from backend.forum.routes import ForumController
 from backend.health import healthz
 from backend.identity.routes import AuthController, MeController
 from backend.middleware import RequestContextMiddleware
+from backend.moderation.routes import ModerationController
+from backend.notifications.routes import NotificationController
 from backend.orgs.routes import OrgController
+from backend.realtime_routes import org_socket, realtime_lifespan
+from backend.search.routes import SearchController
 from backend.settings import Settings
 from engine import db
+from engine.agents.queue import DirectiveQueue
 from engine.relay import StreamConfig
 
 log = logging.getLogger("forum.web")
@@ -34,18 +42,34 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await db.connect(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         redis = Redis.from_url(redis_url, decode_responses=False, health_check_interval=30)
+        queue = DirectiveQueue(redis_url, timeout_s=settings.agent_job_timeout_s, retries=settings.agent_job_retries,
+                           heartbeat_s=settings.agent_job_heartbeat_s)
+        runtime = build_runtime(settings, redis, queue)
         app.state.services = Services(
             settings=settings,
             redis=redis,
             streams=StreamConfig(partitions=settings.stream_partitions, maxlen=settings.stream_maxlen),
+            agents=runtime,
         )
         try:
             yield
         finally:
+            await runtime.llm.aclose()
+            await queue.disconnect()
             await redis.aclose()
             await db.disconnect()
 
-    route_handlers: list[object] = [healthz, AuthController, MeController, OrgController, ForumController]
+    route_handlers: list[object] = [
+        healthz,
+        AuthController,
+        MeController,
+        OrgController,
+        ForumController,
+        ModerationController,
+        SearchController,
+        AgentsController,
+    ]
+    route_handlers += [NotificationController, org_socket]  # issue 4: notifications, websocket
     frontend_dist = Path(settings.frontend_dist)
     if (frontend_dist / "index.html").is_file():
         route_handlers.append(
@@ -60,8 +84,9 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=route_handlers,  # type: ignore[arg-type]
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         middleware=[RequestContextMiddleware],
-        lifespan=[lifespan],
+        lifespan=[lifespan, realtime_lifespan],  # realtime starts after the services, stops before
         request_max_body_size=settings.max_body_bytes,
+        exception_handlers={UnicodeDecodeError: undecodable_input},
         openapi_config=OpenAPIConfig(title="FleetPrompt Forum", version="1.0.0", path="/schema"),
         logging_config=LoggingConfig(
             log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}

@@ -1,0 +1,53 @@
+"""`python -m bench [name ...] [--quick]`: run the named benchmarks (default: all)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+BENCHMARKS = {
+    "replies": "reply creation through the HTTP API vs a bare Litestar + asyncpg INSERT",
+    "search": "search p50/p99 over a large org through the HTTP API vs the same SQL run raw",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
+    parser.add_argument("--rounds", type=int, help="A/B rounds (default: replies 4, search 3; quick 1)")
+    parser.add_argument(
+        "--requests", type=int, help="replies: requests per side over all rounds (default 2000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="replies: concurrent clients (default 16)"
+    )
+    parser.add_argument("--posts", type=int, help="search: posts to generate (default 100000)")
+    parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    for name in names:
+        print(f"\n=== bench {name}: {BENCHMARKS[name]}{' (quick)' if args.quick else ''}", flush=True)
+        started = time.monotonic()
+        importlib.import_module(f"bench.{name}").run(args)
+        print(f"=== bench {name} done in {time.monotonic() - started:.1f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

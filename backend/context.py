@@ -6,16 +6,14 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from litestar.di import NamedDependency
 from redis.asyncio import Redis
 
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.settings import Settings
-
-if TYPE_CHECKING:
-    from engine.agents.registry import AgentRuntime
+from engine.agents.registry import AgentRuntime
 from engine.relay import StreamConfig
 from engine.tenancy import Tenant
 

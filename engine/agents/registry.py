@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from engine.agents.api import AgentPackage, Decision, DirectiveView, Reader
-
-if TYPE_CHECKING:
-    from engine.llm import LLMProvider
+from engine.llm import LLMProvider
 
 
 class DirectiveHandler(Protocol):

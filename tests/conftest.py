@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +82,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             finally:
                 await conn.close()
 
-        asyncio.run(drop_db())
+        for attempt in range(3):
+            try:
+                asyncio.run(drop_db())
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if attempt == 2:
+                    warnings.warn(f"could not drop test database {name}: {exc!r}", stacklevel=1)
+                time.sleep(0.5)
         for server in reversed(started):
             server.stop()
 

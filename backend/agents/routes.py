@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from backend.agents import service
@@ -47,10 +47,10 @@ class AgentsController(Controller):
         self,
         ctx: Ctx,
         org: FromPath[str],
-        type: str | None = None,
-        correlation_id: str | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
+        type: FromQuery[str | None] = None,
+        correlation_id: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
     ) -> Page:
         """Signal explorer, newest first; `type` may end with `*` (admin)."""
         items, next_cursor = await service.list_signals(
@@ -63,10 +63,10 @@ class AgentsController(Controller):
         self,
         ctx: Ctx,
         org: FromPath[str],
-        status: DirectiveStatus | None = None,
-        type: str | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
+        status: FromQuery[DirectiveStatus | None] = None,
+        type: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
     ) -> Page:
         """Directive queue, newest first (admin)."""
         items, next_cursor = await service.list_directives(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from backend.abuse.schemas import ForumSettings
@@ -57,15 +57,19 @@ class ForumController(Controller):
         ctx: Ctx,
         org: FromPath[str],
         slug: FromPath[str],
-        cursor: str | None = None,
-        limit: int | None = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
     ) -> ThreadPage:
         """Threads of one category, newest activity first (cursor pagination)."""
         return await service.list_threads(ctx, category_slug=slug, cursor=cursor, limit=limit)
 
     @get("/threads")
     async def latest_threads(
-        self, ctx: Ctx, org: FromPath[str], cursor: str | None = None, limit: int | None = None
+        self,
+        ctx: Ctx,
+        org: FromPath[str],
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
     ) -> ThreadPage:
         """Latest threads across categories (cursor pagination)."""
         return await service.list_threads(ctx, category_slug=None, cursor=cursor, limit=limit)
@@ -82,8 +86,8 @@ class ForumController(Controller):
         ctx: Ctx,
         org: FromPath[str],
         ref: FromPath[str],
-        cursor: str | None = None,
-        limit: int | None = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
     ) -> ThreadDetail:
         """A thread (by id or slug) with its posts, oldest first (cursor pagination)."""
         return await service.get_thread(ctx, ref, cursor=cursor, limit=limit)

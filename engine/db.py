@@ -14,7 +14,6 @@ import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
 
-
 class ForumEngine(PostgresEngine):
     """Piccolo's engine, minus the connection its constructor makes to check the server version
     (an import-time side effect that would reach whatever server `config` defaults to)."""

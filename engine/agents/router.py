@@ -31,6 +31,8 @@ MAX_DELIVERIES = 5
 
 def decode_entry(fields: dict[Any, Any]) -> Signal:
     data = fields.get(b"data") or fields.get("data")
+    if data is None:
+        raise ValueError("stream entry without a data field")
     return msgspec.json.decode(data, type=Signal)
 
 
@@ -76,7 +78,7 @@ class SignalRouter:
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     await self.reclaim()
-                response = await self.redis.xreadgroup(
+                response: Any = await self.redis.xreadgroup(
                     GROUP, self.consumer, dict.fromkeys(keys, ">"), count=self.batch, block=self.block_ms
                 )
                 for stream, entries in response or []:

@@ -54,6 +54,10 @@ class MeteredProvider:
         self.results.append(result)
         return result
 
+    async def aclose(self) -> None:
+        """The wrapped provider belongs to the runtime: closing the meter leaves it open."""
+        return None
+
     @property
     def input_tokens(self) -> int:
         return sum(r.usage.input_tokens for r in self.results)

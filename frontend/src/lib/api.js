@@ -84,3 +84,6 @@ export const post = (path, body, opts) => api(path, { ...opts, method: 'POST', b
 export const put = (path, body, opts) => api(path, { ...opts, method: 'PUT', body });
 export const patch = (path, body, opts) => api(path, { ...opts, method: 'PATCH', body });
 export const del = (path, opts) => api(path, { ...opts, method: 'DELETE' });
+
+/** Path under the tenant API of `org`. */
+export const orgPath = (org, path) => `/api/v1/o/${encodeURIComponent(org)}${path}`;

@@ -6,9 +6,9 @@ are published only after commit and dropped on rollback. Services never commit (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-import logging
 from dataclasses import dataclass
 
 from backend.context import RequestContext, reset_request_context, set_request_context

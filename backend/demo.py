@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import secrets
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import msgspec
 
+from backend import demo_content as content
+from backend.abuse.service import load_forum_settings, save_forum_settings
 from backend.console import as_operator, principal_named
-from backend.context import Services
+from backend.context import OrgRef, Principal, RequestContext, Role, Services
+from backend.forum import service as forum
+from backend.forum.schemas import CategoryIn, ThreadIn
 from backend.identity import service as identity
 from backend.identity.schemas import RegisterIn
 from backend.orgs import service as orgs
-from backend.orgs.schemas import OrgIn
+from backend.orgs.schemas import MemberIn, OrgIn
+from engine import db
 
 DEMO_ORG = "demo"
 ADMIN_USERNAME = "admin"
@@ -35,7 +41,8 @@ async def ensure_demo(services: Services, data_dir: Path) -> DemoCredentials:
     if admin is None:
         async with as_operator(services, None) as ctx:
             await identity.register(
-                ctx, RegisterIn(username=creds.username, email="admin@demo.invalid", password=creds.password),
+                ctx,
+                RegisterIn(username=creds.username, email="admin@demo.invalid", password=creds.password),
                 throttle=False,
             )
         admin = await principal_named(creds.username)
@@ -46,4 +53,94 @@ async def ensure_demo(services: Services, data_dir: Path) -> DemoCredentials:
         if await orgs.find_org(DEMO_ORG) is None:
             await orgs.create_org(ctx, OrgIn(slug=DEMO_ORG, name="Demo Community", visibility="public"))
             print(f"demo | created the public org {DEMO_ORG!r} with admin {creds.username!r}", flush=True)
+    await seed_demo_forum(services, admin)
     return creds
+
+
+async def _demo_user(services: Services, username: str) -> Principal:
+    """The demo author named `username`, registered (with a throwaway password) when missing."""
+    principal = await principal_named(username)
+    if principal is None:
+        async with as_operator(services, None) as ctx:
+            await identity.register(
+                ctx,
+                RegisterIn(
+                    username=username, email=f"{username}@demo.invalid", password=secrets.token_urlsafe(16)
+                ),
+                throttle=False,
+            )
+        principal = await principal_named(username)
+        assert principal is not None
+    return principal
+
+
+async def seed_demo_forum(services: Services, admin: Principal) -> None:
+    """Fill the demo org with categories, a few members and conversations (backend.demo_content), through
+    the forum services. Idempotent: categories are looked up by slug and threads by title, so a second
+    run adds nothing (and a run that stopped half-way is completed). Posting limits are switched off while
+    seeding and restored afterwards."""
+    async with as_operator(services, admin):
+        org = await orgs.find_org(DEMO_ORG)
+    assert org is not None, "create the demo org first"
+
+    async with as_operator(services, admin, org, "admin"):
+        existing_categories = {r["slug"] for r in await db.fetch("SELECT slug FROM category")}
+        existing_threads = {r["title"] for r in await db.fetch("SELECT title FROM thread")}
+    missing_categories = [c for c in content.CATEGORIES if c.slug not in existing_categories]
+    missing_threads = [t for t in content.THREADS if t.title not in existing_threads]
+    if not missing_categories and not missing_threads:
+        return
+
+    people: dict[str, Principal] = {"admin": admin}
+    for user in content.USERS:
+        people[user.username] = await _demo_user(services, user.username)
+    async with as_operator(services, admin, org, "admin") as ctx:
+        for user in content.USERS:
+            await orgs.add_member(ctx, MemberIn(username=user.username, role=user.role))
+        for category in missing_categories:
+            await forum.create_category(
+                ctx,
+                CategoryIn(
+                    name=category.name,
+                    slug=category.slug,
+                    description=category.description,
+                    position=category.position,
+                    qa_mode=category.qa_mode,
+                ),
+            )
+        saved = await load_forum_settings()
+        paused = msgspec.structs.replace(saved, posting=msgspec.structs.replace(saved.posting, enabled=False))
+        await save_forum_settings(ctx, paused)
+    try:
+        for thread in missing_threads:
+            await _seed_thread(services, org, people, thread)
+    finally:
+        async with as_operator(services, admin, org, "admin") as ctx:
+            await save_forum_settings(ctx, saved)
+    print(
+        f"demo | seeded {len(missing_categories)} categories and {len(missing_threads)} threads"
+        f" in {DEMO_ORG!r}",
+        flush=True,
+    )
+
+
+async def _seed_thread(
+    services: Services, org: OrgRef, people: dict[str, Principal], thread: content.DemoThread
+) -> None:
+    def acting(username: str) -> AbstractAsyncContextManager[RequestContext]:
+        role: Role = next((u.role for u in content.USERS if u.username == username), "admin")
+        return as_operator(services, people[username], org, role)
+
+    async with acting(thread.author) as ctx:
+        created, _ = await forum.create_thread(
+            ctx, ThreadIn(category=thread.category, title=thread.title, body=thread.body)
+        )
+    for reply in thread.replies:
+        async with acting(reply.author) as ctx:
+            post = await forum.create_reply(ctx, created.id, reply.body, None)
+        for username, reaction in reply.reactions:
+            async with acting(username) as ctx:
+                await forum.react(ctx, post.id, reaction, add=True)
+        if reply.solution:
+            async with acting(thread.author) as ctx:
+                await forum.solve_thread(ctx, created.id, post.id)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ class EmbeddedPostgres:
         import pgserver  # imported lazily: only the embedded mode needs it
 
         self.datadir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.datadir, cleanup_mode=None)
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" on servers and CI
+            warnings.simplefilter("ignore")
+            self._server = pgserver.get_server(self.datadir, cleanup_mode=None)
         uri: str = self._server.get_uri()
         return uri
 

@@ -10,6 +10,7 @@ import time
 BENCHMARKS = {
     "replies": "reply creation through the HTTP API vs a bare Litestar + asyncpg INSERT",
     "search": "search p50/p99 over a large org through the HTTP API vs the same SQL run raw",
+    "agents": "signal → directive → execution start latency (offline provider) vs bare XADD → SAQ job start",
 }
 
 

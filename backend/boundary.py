@@ -54,7 +54,7 @@ async def unit_of_work(
                 )
                 with signal_context(sig_ctx):
                     if ctx.org is not None:
-                        async with tenant_scope(db.current_connection(), ctx.org.tenant):
+                        async with tenant_scope(db.current_connection(), ctx.org.tenant, restore=False):
                             yield uow
                     else:
                         yield uow

@@ -132,12 +132,16 @@ def new_correlation_id() -> str:
     return str(uuid.uuid4())
 
 
+# The signal and its outbox row in one round trip; nothing is returned when dedupe_key was used.
 _INSERT = """
-INSERT INTO signal (id, type, version, actor_type, actor_id, source, correlation_id, causation_id,
-                    dedupe_key, occurred_at, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-RETURNING id
+WITH stored AS (
+    INSERT INTO signal (id, type, version, actor_type, actor_id, source, correlation_id, causation_id,
+                        dedupe_key, occurred_at, payload)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+    RETURNING id
+)
+INSERT INTO signal_outbox (signal_id) SELECT id FROM stored RETURNING signal_id
 """
 
 
@@ -189,7 +193,6 @@ async def emit(
     )
     if inserted is None:
         return None
-    await db.execute("INSERT INTO signal_outbox (signal_id) VALUES ($1)", inserted)
     pending = _pending.get()
     if pending is not None:
         pending.items.append(signal)

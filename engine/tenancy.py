@@ -77,20 +77,29 @@ def maybe_current_tenant() -> Tenant | None:
 
 
 @asynccontextmanager
-async def tenant_scope(conn: asyncpg.Connection, tenant: Tenant) -> AsyncIterator[Tenant]:
+async def tenant_scope(
+    conn: asyncpg.Connection, tenant: Tenant, *, restore: bool = True
+) -> AsyncIterator[Tenant]:
     """Point the open transaction on `conn` at the tenant's schema, then restore the previous one.
 
-    Must be called inside a transaction: `SET LOCAL` lasts until the transaction ends.
+    Must be called inside a transaction: `SET LOCAL` lasts until the transaction ends. A boundary whose
+    transaction ends with the scope passes `restore=False` and saves a round trip.
     """
     if not conn.is_in_transaction():
         raise NoTenantContext("tenant_scope needs an open transaction")
-    previous_path = await conn.fetchval("SELECT current_setting('search_path')")
-    await conn.execute(f"SET LOCAL search_path TO {quote_schema(tenant.schema)}, public")
+    path = f"{quote_schema(tenant.schema)}, public"
+    previous_path = await conn.fetchval(
+        "WITH prev AS MATERIALIZED (SELECT current_setting('search_path') AS p)"
+        " SELECT p FROM prev, set_config('search_path', $1, true)",
+        path,
+    )
     token = _current_tenant.set(tenant)
     try:
         yield tenant
     finally:
         _current_tenant.reset(token)
+    if not restore:
+        return
     # Only on success: after an error the transaction is aborted and will be rolled back anyway.
     try:
         await conn.execute("SELECT set_config('search_path', $1, true)", previous_path)

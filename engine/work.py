@@ -29,7 +29,7 @@ async def tenant_work(
         return
     with collect_signals() as pending:
         async with db.transaction():
-            async with tenant_scope(db.current_connection(), Tenant(slug=tenant_slug)):
+            async with tenant_scope(db.current_connection(), Tenant(slug=tenant_slug), restore=False):
                 with signal_context(context):
                     yield pending
     if pending.items:

@@ -11,8 +11,8 @@ import msgspec
 from backend.agents.schemas import AgentOut, InstallationIn, SignalOut
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
-from backend.forum.service import decode_cursor, encode_cursor, parse_uuid
 from backend.forum.signals import AgentFeedbackRecorded
+from backend.pagination import decode_cursor, encode_cursor, parse_uuid
 from engine import db
 from engine.agents import directives as directive_store
 from engine.agents.registry import AgentRuntime

@@ -12,7 +12,7 @@ from backend.abuse.schemas import ForumSettings
 from backend.abuse.service import load_forum_settings, save_forum_settings
 from backend.context import Ctx
 from backend.errors import NotFound
-from backend.forum import service
+from backend.forum import queries, service
 from backend.forum.schemas import (
     CategoryEnvelope,
     CategoryIn,
@@ -42,7 +42,7 @@ class ForumController(Controller):
     @get("/categories")
     async def list_categories(self, ctx: Ctx, org: FromPath[str]) -> CategoryList:
         """Categories with thread counts and latest activity."""
-        return CategoryList(categories=await service.list_categories(ctx))
+        return CategoryList(categories=await queries.list_categories(ctx))
 
     @post("/categories", status_code=HTTP_201_CREATED)
     async def create_category(
@@ -61,7 +61,7 @@ class ForumController(Controller):
         limit: FromQuery[int | None] = None,
     ) -> ThreadPage:
         """Threads of one category, newest activity first (cursor pagination)."""
-        return await service.list_threads(ctx, category_slug=slug, cursor=cursor, limit=limit)
+        return await queries.list_threads(ctx, category_slug=slug, cursor=cursor, limit=limit)
 
     @get("/threads")
     async def latest_threads(
@@ -72,7 +72,7 @@ class ForumController(Controller):
         limit: FromQuery[int | None] = None,
     ) -> ThreadPage:
         """Latest threads across categories (cursor pagination)."""
-        return await service.list_threads(ctx, category_slug=None, cursor=cursor, limit=limit)
+        return await queries.list_threads(ctx, category_slug=None, cursor=cursor, limit=limit)
 
     @post("/threads", status_code=HTTP_201_CREATED)
     async def create_thread(self, ctx: Ctx, org: FromPath[str], data: JSONBody[ThreadIn]) -> ThreadCreatedOut:
@@ -108,7 +108,7 @@ class ForumController(Controller):
 
     @get("/posts/{post_id:str}")
     async def get_post(self, ctx: Ctx, org: FromPath[str], post_id: FromPath[str]) -> PostEnvelope:
-        return PostEnvelope(post=await service.get_post(ctx, post_id))
+        return PostEnvelope(post=await queries.get_post(ctx, post_id))
 
     @patch("/posts/{post_id:str}")
     async def edit_post(

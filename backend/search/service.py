@@ -18,7 +18,7 @@ from typing import Any
 from backend.context import RequestContext
 from backend.errors import Invalid, NotFound
 from backend.forum.schemas import AuthorOut
-from backend.forum.service import decode_cursor, encode_cursor, parse_uuid
+from backend.pagination import decode_cursor, encode_cursor, parse_uuid
 from backend.search.schemas import SearchHit, SearchPage
 from engine import db
 

@@ -87,8 +87,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout_baseline")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(create_app(os.environ["BENCH_REDIS_URL"]), host="127.0.0.1", port=args.port,
-                log_level="warning", timeout_graceful_shutdown=10, access_log=False)
+    uvicorn.run(
+        create_app(os.environ["BENCH_REDIS_URL"]),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

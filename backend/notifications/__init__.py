@@ -1,0 +1,1 @@
+"""Notifications: a user's mentions, replies and agent escalations (table, HTTP API, `user:<id>` feed)."""

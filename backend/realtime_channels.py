@@ -1,0 +1,44 @@
+"""Which websocket channels a committed signal is delivered to (the hub's `channels_for`).
+
+- forum content signals → `org`, plus `category:<id>` / `thread:<id>` when the payload names them;
+- moderation signals (flags, actions, spam/toxicity heuristics) → `moderation` only: who flagged what is
+  not for every reader;
+- agent signals and engine directive/execution signals → `agent-activity` only (admins);
+- notifications → `user:<id>` only;
+- org membership changes → `org`; `forum.thread.viewed` and token creation → nowhere (who reads what,
+  and credentials metadata, are not broadcast).
+"""
+
+from __future__ import annotations
+
+from engine.signals import Signal
+
+_MODERATION_PREFIXES = ("forum.moderation.", "forum.spam.", "forum.toxicity.")
+_MODERATION_TYPES = frozenset({"forum.post.flagged"})
+_AGENT_PREFIXES = ("forum.agent.", "directive.", "execution.", "engine.directive.", "engine.execution.")
+_ORG_TYPES = frozenset({"org.created", "org.member.added", "org.member.role_changed"})
+_SILENT_TYPES = frozenset({"forum.thread.viewed"})
+
+
+def channels_for(signal: Signal) -> list[str]:
+    kind = signal.type
+    payload = signal.payload
+    if kind.startswith("forum.notification."):
+        user_id = payload.get("user_id")
+        return [f"user:{user_id}"] if user_id else []
+    if kind in _MODERATION_TYPES or kind.startswith(_MODERATION_PREFIXES):
+        return ["moderation"]
+    if kind.startswith(_AGENT_PREFIXES):
+        return ["agent-activity"]
+    if kind in _ORG_TYPES:
+        return ["org"]
+    if kind in _SILENT_TYPES or not kind.startswith("forum."):
+        return []
+    channels = ["org"]
+    category_id = payload.get("category_id")
+    if category_id:
+        channels.append(f"category:{category_id}")
+    thread_id = payload.get("thread_id")
+    if thread_id:
+        channels.append(f"thread:{thread_id}")
+    return channels

@@ -1,0 +1,142 @@
+"""The websocket endpoint `/api/v1/o/{org}/ws` and the realtime layer's lifespan.
+
+RequestContextMiddleware wraps HTTP only, so the socket authenticates here (session cookie or bearer
+token, through the same `authenticate`/`authorize_org` as HTTP) in its own short transaction, then
+hands over to `realtime.session.serve_socket`. Refusals close the socket with 4000+status
+(4401, 4403, 4404) and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar import Litestar, WebSocket, websocket
+from litestar.params import FromPath
+
+from backend.context import RequestContext, Services
+from backend.identity.service import hash_ip
+from backend.middleware import Reject, _correlation_id, _headers, authenticate, authorize_org
+from backend.realtime_auth import OrgChannelAuthorizer
+from backend.realtime_channels import channels_for
+from backend.settings import Settings
+from engine import db
+from realtime.protocol import close_code_for_status
+from realtime.runtime import Realtime, RealtimeConfig
+from realtime.session import SocketIdentity, serve_socket
+
+log = logging.getLogger("forum.realtime")
+
+
+def realtime_config(settings: Settings) -> RealtimeConfig:
+    return RealtimeConfig(
+        queue_size=settings.ws_queue_size,
+        replay_buffer=settings.ws_replay_buffer,
+        max_subscriptions=settings.ws_max_subscriptions,
+        max_message_bytes=settings.ws_max_message_bytes,
+        max_ops_per_s=settings.ws_max_ops_per_s,
+        max_connections_per_user=settings.ws_max_connections_per_user,
+        max_connections_per_ip=settings.ws_max_connections_per_ip,
+        stall_timeout_s=settings.ws_ping_interval_s + settings.ws_ping_timeout_s,
+        check_interval_s=max(0.5, min(5.0, settings.ws_ping_interval_s)),
+        replay_max_entries=settings.ws_replay_max_entries,
+    )
+
+
+def _cross_site(headers: dict[str, str]) -> bool:
+    """A browser page from another site must not ride on the user's session cookie (CSWSH)."""
+    origin = headers.get("origin")
+    if not origin:
+        return False
+    return urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+
+
+@websocket("/api/v1/o/{org:str}/ws", name="org_socket")
+async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> None:
+    """Live events of one org: subscribe/unsubscribe/ping, resume with `since` (see API.md)."""
+    rt: Realtime = socket.app.state.realtime
+    services: Services = socket.app.state.services
+    headers = _headers(socket.scope)
+    client = socket.scope.get("client") or ("unknown", 0)
+    ctx = RequestContext(
+        services=services,
+        principal=None,
+        ip_hash=hash_ip(services.settings.secret_key, str(client[0])),
+        correlation_id=_correlation_id(headers),
+    )
+    try:
+        async with db.transaction():
+            ctx.principal = await authenticate(services, headers, "GET")
+            if ctx.principal is not None and ctx.principal.via == "session" and _cross_site(headers):
+                raise Reject(403, "cross-site websocket refused: the Origin does not match this host")
+            await authorize_org(ctx, org)
+    except Reject as rejection:
+        await socket.accept()
+        with contextlib.suppress(Exception):
+            await socket.close(code=close_code_for_status(rejection.status), reason=rejection.detail[:120])
+        return
+    identity = SocketIdentity(
+        tenant=org,
+        user_id=ctx.principal.user_id if ctx.principal else None,
+        ip=ctx.ip_hash,
+        context=ctx,
+    )
+    await serve_socket(rt, socket, identity)
+
+
+def _chain_signal_handlers(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run `callback` on SIGTERM/SIGINT before the server's own handler, so sockets get 1001 "going
+    away" before uvicorn's connection shutdown (1012). Returns a function that restores the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(callback)
+        chained = previous.get(signum)
+        if callable(chained):
+            chained(signum, frame)
+        elif chained == signal.SIG_DFL and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, old)
+
+    return restore
+
+
+@asynccontextmanager
+async def realtime_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Start the hub and the partition readers (after the services lifespan); stop them gracefully."""
+    services: Services = app.state.services
+    settings = services.settings
+    _, redis_url = settings.require_urls()
+    rt = Realtime(
+        redis_url, services.streams, channels_for, OrgChannelAuthorizer(), realtime_config(settings)
+    )
+    app.state.realtime = rt
+    await rt.start()
+    restore = _chain_signal_handlers(rt.hub.begin_shutdown)
+    # Everything imported and built at startup lives for the whole process: keep it out of the cyclic
+    # GC's full collections, whose pauses otherwise show up as fan-out tail latency.
+    gc.freeze()
+    try:
+        yield
+    finally:
+        restore()
+        await rt.stop()

@@ -1,0 +1,258 @@
+"""The per-node hub: (tenant, channel) → local subscribers, each with a bounded send queue.
+
+Everything here runs on the event loop and never awaits: a delivery is a `put_nowait` on the
+subscriber's queue. A subscriber whose queue is full is killed (close 4008 "too slow") instead of
+being waited for, so one slow client never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from engine.signals import Signal
+from realtime.protocol import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, Draft, DraftEnd, Event, encode
+
+log = logging.getLogger("forum.realtime")
+
+StreamId = tuple[int, int]
+ChannelKey = tuple[str, str]  # (tenant slug, channel)
+ChannelsFor = Callable[[Signal], list[str]]
+# A delivery held while a subscription replays: (stream id | None, execution id | None, seq, text)
+Pending = tuple[StreamId | None, str | None, int, str]
+
+_signal_decoder = msgspec.json.Decoder(Signal)
+
+
+def parse_stream_id(value: str | bytes) -> StreamId:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def decode_signal(data: bytes | str) -> Signal:
+    return _signal_decoder.decode(data)
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    queue_size: int = 256  # messages waiting for one socket
+    replay_buffer: int = 1024  # live messages held for one subscription while it replays
+    subscriptions_per_socket: int = 50
+
+
+@dataclass(slots=True)
+class ChannelState:
+    """One socket's subscription to one channel."""
+
+    high_water: StreamId | None = None  # the last stream entry delivered: older ones are duplicates
+    draft_seq: dict[str, int] = field(default_factory=dict)  # execution id → last delta seq delivered
+    buffer: list[Pending] | None = None  # not None while replaying: live deliveries wait here
+
+    def admit(self, stream_id: StreamId | None, execution_id: str | None, seq: int) -> bool:
+        if stream_id is not None:
+            if self.high_water is not None and stream_id <= self.high_water:
+                return False
+            self.high_water = stream_id
+        elif execution_id is not None and seq > 0:
+            if seq <= self.draft_seq.get(execution_id, 0):
+                return False
+            self.draft_seq[execution_id] = seq
+        return True
+
+
+class Subscriber:
+    """One websocket on this node."""
+
+    __slots__ = (
+        "channels",
+        "close_code",
+        "close_reason",
+        "hub",
+        "ip",
+        "killed",
+        "queue",
+        "send_started",
+        "tenant",
+        "user_id",
+    )
+
+    def __init__(self, hub: Hub, tenant: str, user_id: str | None, ip: str) -> None:
+        self.hub = hub
+        self.tenant = tenant
+        self.user_id = user_id
+        self.ip = ip
+        self.channels: dict[str, ChannelState] = {}
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=hub.limits.queue_size)
+        self.killed = asyncio.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+        self.send_started = 0.0  # monotonic time the current send began; 0 when idle
+
+    def deliver(
+        self, channel: str, stream_id: StreamId | None, execution_id: str | None, seq: int, text: str
+    ) -> None:
+        state = self.channels.get(channel)
+        if state is None:
+            return
+        if state.buffer is not None:
+            if len(state.buffer) >= self.hub.limits.replay_buffer:
+                self.kill(CLOSE_TOO_SLOW, "too slow: fell behind while catching up")
+                return
+            state.buffer.append((stream_id, execution_id, seq, text))
+            return
+        if state.admit(stream_id, execution_id, seq):
+            self.push(text)
+
+    def push(self, text: str) -> None:
+        if self.killed.is_set():
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.kill(CLOSE_TOO_SLOW, "too slow: send queue overflow")
+
+    def finish_replay(self, channel: str) -> None:
+        """Deliver what arrived live during the replay, minus what the replay already sent."""
+        state = self.channels.get(channel)
+        if state is None or state.buffer is None:
+            return
+        held, state.buffer = state.buffer, None
+        for stream_id, execution_id, seq, text in held:
+            if state.admit(stream_id, execution_id, seq):
+                self.push(text)
+
+    def kill(self, code: int, reason: str) -> None:
+        """Ask the socket's session to close with `code` (idempotent; never blocks)."""
+        if self.killed.is_set():
+            return
+        self.close_code, self.close_reason = code, reason
+        self.killed.set()
+        if code == CLOSE_TOO_SLOW:
+            self.hub.slow_closed += 1
+            log.warning("realtime: closing a slow socket of %s (%s)", self.tenant, reason)
+
+
+class Hub:
+    def __init__(self, channels_for: ChannelsFor, limits: HubLimits | None = None) -> None:
+        self.channels_for = channels_for
+        self.limits = limits or HubLimits()
+        self.subscribers: set[Subscriber] = set()
+        self._by_key: dict[ChannelKey, set[Subscriber]] = {}
+        self._tenant_subscriptions: dict[str, int] = {}
+        self.closing = False
+        self.delivered = 0
+        self.slow_closed = 0
+
+    # --- membership --------------------------------------------------------------------------------
+
+    def connect(self, tenant: str, user_id: str | None, ip: str) -> Subscriber:
+        sub = Subscriber(self, tenant, user_id, ip)
+        self.subscribers.add(sub)
+        if self.closing:
+            sub.kill(CLOSE_GOING_AWAY, "going away")
+        return sub
+
+    def disconnect(self, sub: Subscriber) -> None:
+        for channel in list(sub.channels):
+            self.unsubscribe(sub, channel)
+        self.subscribers.discard(sub)
+
+    def subscribe(self, sub: Subscriber, channel: str, *, replaying: bool) -> ChannelState:
+        """Start delivering `channel` to `sub`; with `replaying`, live deliveries are held until
+        `sub.finish_replay(channel)`."""
+        state = sub.channels.get(channel)
+        if state is None:
+            state = ChannelState()
+            sub.channels[channel] = state
+            self._by_key.setdefault((sub.tenant, channel), set()).add(sub)
+            self._tenant_subscriptions[sub.tenant] = self._tenant_subscriptions.get(sub.tenant, 0) + 1
+        if replaying and state.buffer is None:
+            state.buffer = []
+        return state
+
+    def unsubscribe(self, sub: Subscriber, channel: str) -> None:
+        if sub.channels.pop(channel, None) is None:
+            return
+        key = (sub.tenant, channel)
+        subs = self._by_key.get(key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_key[key]
+        remaining = self._tenant_subscriptions.get(sub.tenant, 1) - 1
+        if remaining <= 0:
+            self._tenant_subscriptions.pop(sub.tenant, None)
+        else:
+            self._tenant_subscriptions[sub.tenant] = remaining
+
+    def has_subscribers(self, tenant: str) -> bool:
+        return tenant in self._tenant_subscriptions
+
+    # --- fan-out -----------------------------------------------------------------------------------
+
+    def dispatch_entry(self, stream_id: str | bytes, fields: dict[bytes, bytes]) -> None:
+        """One stream entry (fields id, tenant, type, data) from a partition reader."""
+        tenant_raw = fields.get(b"tenant")
+        data = fields.get(b"data")
+        if tenant_raw is None or data is None:
+            return
+        tenant = tenant_raw.decode()
+        if tenant not in self._tenant_subscriptions:
+            return  # nobody here listens to this org: skip decoding
+        try:
+            signal = decode_signal(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("realtime: undecodable stream entry %r", stream_id)
+            return
+        if signal.tenant != tenant:
+            return
+        self.dispatch_signal(parse_stream_id(stream_id), signal)
+
+    def dispatch_signal(self, sid: StreamId, signal: Signal) -> None:
+        for channel in self.channels_for(signal):
+            subs = self._by_key.get((signal.tenant, channel))
+            if not subs:
+                continue
+            text = encode(Event(channel=channel, id=signal.id, type=signal.type, data=signal.payload))
+            for sub in tuple(subs):
+                sub.deliver(channel, sid, None, 0, text)
+            self.delivered += len(subs)
+
+    def dispatch_draft(self, tenant: str, channel: str, message: Draft | DraftEnd) -> None:
+        subs = self._by_key.get((tenant, channel))
+        if not subs:
+            return
+        text = encode(message)
+        if isinstance(message, Draft):
+            execution_id: str | None = message.execution_id
+            seq = message.seq
+        else:
+            execution_id, seq = None, 0
+        for sub in tuple(subs):
+            sub.deliver(channel, None, execution_id, seq, text)
+        self.delivered += len(subs)
+
+    # --- liveness and shutdown ---------------------------------------------------------------------
+
+    def drop_stalled(self, stall_timeout_s: float) -> int:
+        """Kill sockets whose current send has been blocked longer than `stall_timeout_s` (a dead
+        peer with a full TCP window)."""
+        now = time.monotonic()
+        dropped = 0
+        for sub in tuple(self.subscribers):
+            if sub.send_started and now - sub.send_started > stall_timeout_s:
+                sub.kill(CLOSE_TOO_SLOW, "too slow: send stalled")
+                dropped += 1
+        return dropped
+
+    def begin_shutdown(self) -> None:
+        """Close every socket with 1001 "going away" so clients reconnect to another node."""
+        self.closing = True
+        for sub in tuple(self.subscribers):
+            sub.kill(CLOSE_GOING_AWAY, "going away")

@@ -1,0 +1,108 @@
+"""The realtime layer of one web node: its hub, readers and limits, started and stopped by the app's
+lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from engine.relay import StreamConfig
+from realtime.hub import ChannelsFor, Hub, HubLimits
+from realtime.readers import DraftListener, PartitionReader
+from realtime.session import ChannelAuthorizer, ConnectionLimiter
+
+log = logging.getLogger("forum.realtime")
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    queue_size: int = 256
+    replay_buffer: int = 1024
+    max_subscriptions: int = 50
+    max_message_bytes: int = 4096
+    max_ops_per_s: int = 50
+    max_connections_per_user: int = 20
+    max_connections_per_ip: int = 200
+    stall_timeout_s: float = 20.0  # a send blocked this long means a dead or hopeless peer
+    check_interval_s: float = 5.0
+    replay_max_entries: int = 10_000
+    block_ms: int = 2000
+    shutdown_timeout_s: float = 5.0
+
+
+class Realtime:
+    def __init__(
+        self,
+        redis_url: str,
+        streams: StreamConfig,
+        channels_for: ChannelsFor,
+        authorizer: ChannelAuthorizer,
+        config: RealtimeConfig | None = None,
+    ) -> None:
+        self.config = config or RealtimeConfig()
+        self.streams = streams
+        self.authorizer = authorizer
+        self.hub = Hub(
+            channels_for,
+            HubLimits(
+                queue_size=self.config.queue_size,
+                replay_buffer=self.config.replay_buffer,
+                subscriptions_per_socket=self.config.max_subscriptions,
+            ),
+        )
+        self.limiter = ConnectionLimiter(
+            self.config.max_connections_per_user, self.config.max_connections_per_ip
+        )
+        # Readers block in XREAD: their own client, with a read timeout above the block time.
+        self.redis: Redis = Redis.from_url(
+            redis_url,
+            decode_responses=False,
+            socket_timeout=self.config.block_ms / 1000 + 10,
+            socket_connect_timeout=5,
+        )
+        self.readers = [
+            PartitionReader(self.redis, key, self.hub, block_ms=self.config.block_ms)
+            for key in streams.all_stream_keys()
+        ]
+        self.drafts = DraftListener(self.redis, self.hub)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def stream_key_for(self, tenant: str) -> str:
+        return self.streams.stream_key(self.streams.partition_of(tenant))
+
+    async def start(self, ready_timeout_s: float = 5.0) -> None:
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"realtime-reader-{r.stream_key}") for r in self.readers
+        ]
+        self._tasks.append(asyncio.create_task(self.drafts.run(), name="realtime-drafts"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="realtime-watch"))
+        # Wait (bounded) until each reader has its starting position, so events committed after
+        # startup are never missed; if Redis is down the readers keep trying in the background.
+        waits = [r.connected.wait() for r in self.readers] + [self.drafts.connected.wait()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=ready_timeout_s)
+        except TimeoutError:
+            log.warning("realtime: Redis not reachable at startup; readers keep retrying")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.check_interval_s)
+            self.hub.drop_stalled(self.config.stall_timeout_s)
+
+    async def stop(self) -> None:
+        """Close every socket with 1001 "going away", wait for them (bounded), stop the readers."""
+        self.hub.begin_shutdown()
+        deadline = asyncio.get_running_loop().time() + self.config.shutdown_timeout_s
+        while self.hub.subscribers and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.redis.aclose()

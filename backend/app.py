@@ -42,8 +42,12 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await db.connect(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         redis = Redis.from_url(redis_url, decode_responses=False, health_check_interval=30)
-        queue = DirectiveQueue(redis_url, timeout_s=settings.agent_job_timeout_s, retries=settings.agent_job_retries,
-                           heartbeat_s=settings.agent_job_heartbeat_s)
+        queue = DirectiveQueue(
+            redis_url,
+            timeout_s=settings.agent_job_timeout_s,
+            retries=settings.agent_job_retries,
+            heartbeat_s=settings.agent_job_heartbeat_s,
+        )
         runtime = build_runtime(settings, redis, queue)
         app.state.services = Services(
             settings=settings,
@@ -73,9 +77,7 @@ def create_app(settings: Settings) -> Litestar:
     frontend_dist = Path(settings.frontend_dist)
     if (frontend_dist / "index.html").is_file():
         route_handlers.append(
-            create_static_files_router(
-                path="/", directories=[frontend_dist], html_mode=True, include_in_schema=False
-            )
+            create_static_files_router(path="/", directories=[frontend_dist], html_mode=True, include_in_schema=False)
         )
     else:
         log.warning("no frontend build at %s: run `make frontend`", settings.frontend_dist)

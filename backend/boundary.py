@@ -62,9 +62,7 @@ async def unit_of_work(
                     await txn.rollback()
         if not uow.rollback_only and pending.items:
             services = ctx.services
-            uow.published = await publish_committed_signals(
-                db.pool(), services.redis, services.streams, pending.items
-            )
+            uow.published = await publish_committed_signals(db.pool(), services.redis, services.streams, pending.items)
         if not uow.rollback_only:
             for job in ctx.after_commit:
                 try:

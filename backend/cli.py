@@ -23,8 +23,9 @@ class CommandError(Exception):
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     for noisy in ("pgserver", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -127,10 +128,18 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     log.info("web: serving on http://%s:%d with %s", host, port, redacted(settings))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=False, timeout_graceful_shutdown=10, access_log=args.access_log,
-                ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_timeout_s,
-                ws_max_size=settings.ws_max_message_bytes)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        access_log=args.access_log,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_max_size=settings.ws_max_message_bytes,
+    )
     return 0
 
 
@@ -228,7 +237,9 @@ def cmd_org_add_member(args: argparse.Namespace, settings: Settings) -> int:
                 admin_name = await db.fetchval(
                     "SELECT u.username FROM memberships m JOIN users u ON u.id = m.user_id"
                     " JOIN orgs o ON o.id = m.org_id WHERE o.slug = $1 AND m.role = 'admin'"
-                    " ORDER BY m.created_at LIMIT 1", args.org)
+                    " ORDER BY m.created_at LIMIT 1",
+                    args.org,
+                )
             if org is None:
                 raise CommandError(f"no org {args.org!r}: create one with `forum org create`")
             admin = await principal_named(admin_name) if admin_name else None
@@ -249,10 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forum", description="FleetPrompt Forum: run, migrate and administer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis unless URLs are set)",
-                       description="Start embedded PostgreSQL and Redis under FORUM_DATA_DIR (.forum) unless "
-                       "FORUM_DATABASE_URL / FORUM_REDIS_URL are set, migrate, create the demo org and admin, "
-                       "then run the Procfile's processes until Ctrl-C.")
+    p = sub.add_parser(
+        "dev",
+        help="run everything locally (embedded PostgreSQL/Redis unless URLs are set)",
+        description="Start embedded PostgreSQL and Redis under FORUM_DATA_DIR (.forum) unless "
+        "FORUM_DATABASE_URL / FORUM_REDIS_URL are set, migrate, create the demo org and admin, "
+        "then run the Procfile's processes until Ctrl-C.",
+    )
     p.add_argument("--procfile", default="Procfile", help="Procfile to run (default: ./Procfile)")
     p.set_defaults(func=cmd_dev)
 
@@ -272,8 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = user.add_parser("create", help="create a user account")
     p.add_argument("--username", required=True)
     p.add_argument("--email", required=True)
-    p.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable "
-                   "(otherwise it is asked for on the terminal)")
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the password from this environment variable (otherwise it is asked for on the terminal)",
+    )
     p.set_defaults(func=cmd_user_create)
 
     org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_command", required=True)

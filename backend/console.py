@@ -44,11 +44,17 @@ async def migrate(settings: Settings, progress: object = print) -> dict[str, lis
         await pool.close()
 
 
-def operator_context(services: Services, principal: Principal | None, org: OrgRef | None = None,
-                     role: Role | None = None) -> RequestContext:
+def operator_context(
+    services: Services, principal: Principal | None, org: OrgRef | None = None, role: Role | None = None
+) -> RequestContext:
     return RequestContext(
-        services=services, principal=principal, ip_hash="cli", correlation_id=str(uuid.uuid4()),
-        org=org, role=role, can_write=True,
+        services=services,
+        principal=principal,
+        ip_hash="cli",
+        correlation_id=str(uuid.uuid4()),
+        org=org,
+        role=role,
+        can_write=True,
     )
 
 
@@ -61,8 +67,9 @@ async def principal_named(username: str) -> Principal | None:
 
 
 @asynccontextmanager
-async def as_operator(services: Services, principal: Principal | None, org: OrgRef | None = None,
-                      role: Role | None = None) -> AsyncIterator[RequestContext]:
+async def as_operator(
+    services: Services, principal: Principal | None, org: OrgRef | None = None, role: Role | None = None
+) -> AsyncIterator[RequestContext]:
     ctx = operator_context(services, principal, org, role)
     async with unit_of_work(ctx, source="job"):
         yield ctx

@@ -100,16 +100,12 @@ FIXED_CLASSES: Final[Mapping[str, str]] = {
 }
 
 _LANGUAGE_CLASS: Final[re.Pattern[str]] = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
-MENTION_RE: Final[re.Pattern[str]] = re.compile(
-    r"(?<![\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,38}[A-Za-z0-9_])?)"
-)
+MENTION_RE: Final[re.Pattern[str]] = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,38}[A-Za-z0-9_])?)")
 # Text that looks like an @mention but is not one: e-mail addresses and URLs.
 _NOT_MENTION_RE: Final[re.Pattern[str]] = re.compile(
     r"[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z][A-Za-z0-9+.-]*://\S+"
 )
-_SKIPPED_TOKENS: Final[frozenset[str]] = frozenset(
-    {"codespan", "block_code", "inline_html", "block_html", "image"}
-)
+_SKIPPED_TOKENS: Final[frozenset[str]] = frozenset({"codespan", "block_code", "inline_html", "block_html", "image"})
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -146,16 +142,13 @@ def _build_markdown() -> mistune.Markdown:
 
 
 _MARKDOWN: Final[mistune.Markdown] = _build_markdown()
-_MARKDOWN_AST: Final[mistune.Markdown] = mistune.create_markdown(
-    renderer=None, plugins=list(MARKDOWN_PLUGINS)
-)
+_MARKDOWN_AST: Final[mistune.Markdown] = mistune.create_markdown(renderer=None, plugins=list(MARKDOWN_PLUGINS))
 _CLEANER: Final[nh3.Cleaner] = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),
     clean_content_tags=set(CLEAN_CONTENT_TAGS),
     attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
     tag_attribute_values={
-        tag: {attr: set(values) for attr, values in attrs.items()}
-        for tag, attrs in ALLOWED_ATTRIBUTE_VALUES.items()
+        tag: {attr: set(values) for attr, values in attrs.items()} for tag, attrs in ALLOWED_ATTRIBUTE_VALUES.items()
     },
     set_tag_attribute_values={tag: dict(attrs) for tag, attrs in FORCED_ATTRIBUTES.items()},
     attribute_filter=_filter_attribute,

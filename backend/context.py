@@ -103,9 +103,7 @@ class RequestContext:
         return self.role is not None and ROLE_RANK[self.role] >= ROLE_RANK[minimum]
 
 
-_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
-    "request_context", default=None
-)
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request_context", default=None)
 
 
 def set_request_context(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:

@@ -64,9 +64,7 @@ async def _demo_user(services: Services, username: str) -> Principal:
         async with as_operator(services, None) as ctx:
             await identity.register(
                 ctx,
-                RegisterIn(
-                    username=username, email=f"{username}@demo.invalid", password=secrets.token_urlsafe(16)
-                ),
+                RegisterIn(username=username, email=f"{username}@demo.invalid", password=secrets.token_urlsafe(16)),
                 throttle=False,
             )
         principal = await principal_named(username)
@@ -118,8 +116,7 @@ async def seed_demo_forum(services: Services, admin: Principal) -> None:
         async with as_operator(services, admin, org, "admin") as ctx:
             await save_forum_settings(ctx, saved)
     print(
-        f"demo | seeded {len(missing_categories)} categories and {len(missing_threads)} threads"
-        f" in {DEMO_ORG!r}",
+        f"demo | seeded {len(missing_categories)} categories and {len(missing_threads)} threads in {DEMO_ORG!r}",
         flush=True,
     )
 

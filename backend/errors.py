@@ -16,9 +16,7 @@ class Invalid(ApiError):
     status_code = sc.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
-        extra: list[dict[str, Any]] | None = (
-            [{"key": field, "message": detail}] if field is not None else None
-        )
+        extra: list[dict[str, Any]] | None = [{"key": field, "message": detail}] if field is not None else None
         super().__init__(detail=detail, extra=extra)
 
 

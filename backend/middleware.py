@@ -59,7 +59,7 @@ async def send_json_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def request_headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
@@ -72,7 +72,7 @@ def _cookies(headers: dict[str, str]) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
-def _correlation_id(headers: dict[str, str]) -> str:
+def correlation_id_from(headers: dict[str, str]) -> str:
     candidate = headers.get("x-request-id", "")
     try:
         return str(uuid.UUID(candidate))
@@ -147,14 +147,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         services: Services = scope["litestar_app"].state.services
-        headers = _headers(scope)
+        headers = request_headers(scope)
         method = scope["method"]
         client = scope.get("client") or ("unknown", 0)
         ctx = RequestContext(
             services=services,
             principal=None,
             ip_hash=hash_ip(services.settings.secret_key, str(client[0])),
-            correlation_id=_correlation_id(headers),
+            correlation_id=correlation_id_from(headers),
         )
         held: list[Message] = []
 

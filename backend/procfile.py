@@ -48,10 +48,16 @@ def run_procfile(entries: list[tuple[str, str]], env: dict[str, str], grace_s: f
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for index, (name, command) in enumerate(entries):
-            proc = subprocess.Popen(
-                "exec " + command,  # exec: the shell becomes the process we signal and wait for
-                shell=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+            # Procfile lines are shell commands by definition (the developer's own file); `exec` makes
+            # the shell become the process we signal and wait for.
+            proc = subprocess.Popen(  # noqa: S602
+                "exec " + command,
+                shell=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
             procs.append((name, proc))
             color = _COLORS[index % len(_COLORS)] if tty else ""

@@ -3,7 +3,8 @@
 - forum content signals → `org`, plus `category:<id>` / `thread:<id>` when the payload names them;
 - moderation signals (flags, actions, spam/toxicity heuristics) → `moderation` only: who flagged what is
   not for every reader;
-- agent signals and engine directive/execution signals → `agent-activity` only (admins);
+- agent signals (`forum.agent.*`) and the agent runtime's own (`agent.*`: directives, executions) →
+  `agent-activity` only (admins);
 - notifications → `user:<id>` only;
 - org membership changes → `org`; `forum.thread.viewed` and token creation → nowhere (who reads what,
   and credentials metadata, are not broadcast).
@@ -15,7 +16,7 @@ from engine.signals import Signal
 
 _MODERATION_PREFIXES = ("forum.moderation.", "forum.spam.", "forum.toxicity.")
 _MODERATION_TYPES = frozenset({"forum.post.flagged"})
-_AGENT_PREFIXES = ("forum.agent.", "directive.", "execution.", "engine.directive.", "engine.execution.")
+_AGENT_PREFIXES = ("forum.agent.", "agent.")
 _ORG_TYPES = frozenset({"org.created", "org.member.added", "org.member.role_changed"})
 _SILENT_TYPES = frozenset({"forum.thread.viewed"})
 

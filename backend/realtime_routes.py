@@ -24,7 +24,7 @@ from litestar.params import FromPath
 
 from backend.context import RequestContext, Services
 from backend.identity.service import hash_ip
-from backend.middleware import Reject, _correlation_id, _headers, authenticate, authorize_org
+from backend.middleware import Reject, authenticate, authorize_org, correlation_id_from, request_headers
 from backend.realtime_auth import OrgChannelAuthorizer
 from backend.realtime_channels import channels_for
 from backend.settings import Settings
@@ -64,13 +64,13 @@ async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> No
     """Live events of one org: subscribe/unsubscribe/ping, resume with `since` (see API.md)."""
     rt: Realtime = socket.app.state.realtime
     services: Services = socket.app.state.services
-    headers = _headers(socket.scope)
+    headers = request_headers(socket.scope)
     client = socket.scope.get("client") or ("unknown", 0)
     ctx = RequestContext(
         services=services,
         principal=None,
         ip_hash=hash_ip(services.settings.secret_key, str(client[0])),
-        correlation_id=_correlation_id(headers),
+        correlation_id=correlation_id_from(headers),
     )
     try:
         async with db.transaction():
@@ -126,9 +126,7 @@ async def realtime_lifespan(app: Litestar) -> AsyncIterator[None]:
     services: Services = app.state.services
     settings = services.settings
     _, redis_url = settings.require_urls()
-    rt = Realtime(
-        redis_url, services.streams, channels_for, OrgChannelAuthorizer(), realtime_config(settings)
-    )
+    rt = Realtime(redis_url, services.streams, channels_for, OrgChannelAuthorizer(), realtime_config(settings))
     app.state.realtime = rt
     await rt.start()
     restore = _chain_signal_handlers(rt.hub.begin_shutdown)

@@ -64,9 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def require_urls(self) -> tuple[str, str]:
         if not self.database_url or not self.redis_url:
-            raise RuntimeError(
-                "FORUM_DATABASE_URL and FORUM_REDIS_URL must be set (forum dev sets them for you)"
-            )
+            raise RuntimeError("FORUM_DATABASE_URL and FORUM_REDIS_URL must be set (forum dev sets them for you)")
         return self.database_url, self.redis_url
 
 

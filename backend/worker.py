@@ -30,9 +30,7 @@ from engine.relay import StreamConfig, sweep_outbox
 log = logging.getLogger("forum.worker")
 
 
-async def _every(
-    interval_s: float, stop: asyncio.Event, name: str, work: Callable[[], Awaitable[Any]]
-) -> None:
+async def _every(interval_s: float, stop: asyncio.Event, name: str, work: Callable[[], Awaitable[Any]]) -> None:
     while not stop.is_set():
         try:
             await work()
@@ -102,7 +100,12 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
             )
         ),
         asyncio.create_task(
-            _every(settings.agent_requeue_interval_s, stop, "requeue sweep", lambda: requeue_stranded(queue, pending_after_s=settings.agent_requeue_after_s))
+            _every(
+                settings.agent_requeue_interval_s,
+                stop,
+                "requeue sweep",
+                lambda: requeue_stranded(queue, pending_after_s=settings.agent_requeue_after_s),
+            )
         ),
     ]
     try:

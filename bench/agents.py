@@ -120,9 +120,7 @@ async def _bench(infra: Servers, newcomers: int, rate: float) -> dict[str, Any]:
             "",
         ],
     ]
-    print_table(
-        f"agent path: {newcomers} first posts at {rate:.0f}/s (ms)", ["path", "p50", "p99", "max"], rows
-    )
+    print_table(f"agent path: {newcomers} first posts at {rate:.0f}/s (ms)", ["path", "p50", "p99", "max"], rows)
     return {
         "newcomers": newcomers,
         "rate_per_s": rate,
@@ -136,16 +134,12 @@ async def _setup(base_url: str, newcomers: int, rate: float) -> str:
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as admin:
         await _register(admin, "admin_" + slug)
         csrf = {"x-csrftoken": admin.cookies["csrftoken"]}
-        r = await admin.post(
-            "/api/v1/orgs", json={"slug": slug, "name": "Bench", "visibility": "public"}, headers=csrf
-        )
+        r = await admin.post("/api/v1/orgs", json={"slug": slug, "name": "Bench", "visibility": "public"}, headers=csrf)
         r.raise_for_status()
         base = f"/api/v1/o/{slug}"
         (await admin.post(f"{base}/categories", json={"name": "General"}, headers=csrf)).raise_for_status()
         (
-            await admin.put(
-                f"{base}/agents/forum_welcome_agent", json={"enabled": True, "config": {}}, headers=csrf
-            )
+            await admin.put(f"{base}/agents/forum_welcome_agent", json={"enabled": True, "config": {}}, headers=csrf)
         ).raise_for_status()
     progress(f"{newcomers} newcomers post their first thread at {rate:.0f}/s")
     clients = []
@@ -153,9 +147,7 @@ async def _setup(base_url: str, newcomers: int, rate: float) -> str:
         client = httpx.AsyncClient(base_url=base_url, timeout=30)
         await _register(client, f"n{i}_{slug}")
         (
-            await client.post(
-                f"/api/v1/orgs/{slug}/join", headers={"x-csrftoken": client.cookies["csrftoken"]}
-            )
+            await client.post(f"/api/v1/orgs/{slug}/join", headers={"x-csrftoken": client.cookies["csrftoken"]})
         ).raise_for_status()
         clients.append(client)
     started = time.monotonic()
@@ -188,9 +180,7 @@ async def _register(client: httpx.AsyncClient, username: str) -> None:
         json={"username": username, "email": f"{username}@bench.invalid", "password": PASSWORD},
     )
     r.raise_for_status()
-    (
-        await client.post("/api/v1/auth/login", json={"login": username, "password": PASSWORD})
-    ).raise_for_status()
+    (await client.post("/api/v1/auth/login", json={"login": username, "password": PASSWORD})).raise_for_status()
 
 
 async def _collect(database_url: str, slug: str, expected: int) -> dict[str, list[float]]:

@@ -59,9 +59,7 @@ class ReplyOut(msgspec.Struct):
 def create_baseline_app(database_url: str, settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
-            database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
+        pool = await asyncpg.create_pool(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         async with pool.acquire() as conn:
             await conn.execute(SCHEMA_DDL)
         app.state.pool = pool

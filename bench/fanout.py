@@ -121,9 +121,7 @@ class Ours(Target):
     ) -> None:
         super().__init__("ours", process, ws_url)
         self.org, self.category_id, self.redis, self.streams = org, category_id, redis, streams
-        self.ctx = SignalContext(
-            actor_type="system", actor_id=None, source="job", correlation_id=str(uuid.uuid4())
-        )
+        self.ctx = SignalContext(actor_type="system", actor_id=None, source="job", correlation_id=str(uuid.uuid4()))
 
     async def write(self, thread_id: str, count: int = 1) -> tuple[float, list[str]]:
         post_ids = [str(uuid7()) for _ in range(count)]
@@ -290,9 +288,7 @@ async def _setup(base_url: str, database_url: str) -> tuple[OrgRef, str]:
         r = await client.post("/api/v1/auth/login", json={"login": name, "password": "bench pass 123"})
         r.raise_for_status()
         csrf = {"x-csrftoken": client.cookies["csrftoken"]}
-        r = await client.post(
-            "/api/v1/orgs", json={"slug": name, "name": name, "visibility": "public"}, headers=csrf
-        )
+        r = await client.post("/api/v1/orgs", json={"slug": name, "name": name, "visibility": "public"}, headers=csrf)
         r.raise_for_status()
         org = r.json()["org"]
         r = await client.post(f"/api/v1/o/{name}/categories", json={"name": "Bench"}, headers=csrf)
@@ -422,12 +418,8 @@ def run(args: argparse.Namespace) -> None:
                     ours.kb_per_connection / base.kb_per_connection if base.kb_per_connection else "-",
                 ]
             )
-    print_table(
-        f"fan-out, writes at {rate:g}/s for {duration:g}s; burst {burst} (commit→receive)", header, rows
-    )
-    print_table(
-        "ours / baseline", ["sockets scenario", "p50 x", "p99 x", "burst deliv/s x", "mem/conn x"], ratios
-    )
+    print_table(f"fan-out, writes at {rate:g}/s for {duration:g}s; burst {burst} (commit→receive)", header, rows)
+    print_table("ours / baseline", ["sockets scenario", "p50 x", "p99 x", "burst deliv/s x", "mem/conn x"], ratios)
     write_json(
         "fanout",
         {
@@ -462,9 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--sockets", default="100,1000", help="comma-separated socket counts (default 100,1000)"
-    )
+    parser.add_argument("--sockets", default="100,1000", help="comma-separated socket counts (default 100,1000)")
     parser.add_argument("--rate", type=float, default=20, help="writes per second in the fixed-rate phase")
     parser.add_argument("--duration", type=float, default=5, help="seconds of the fixed-rate phase")
     parser.add_argument("--burst", type=int, default=50, help="signals in the burst (busy scenario)")

@@ -138,9 +138,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited early: see its log:\n{self.log_path.read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"{self.name} exited early: see its log:\n{self.log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(self.base_url + self.health_path, timeout=1).status_code == 200:
                     return
@@ -192,9 +190,7 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
     for n, row in enumerate(cells):
         print(
             "  "
-            + "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
+            + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         )
         if n == 0:
             print("  " + "  ".join("-" * w for w in widths))

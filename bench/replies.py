@@ -143,9 +143,7 @@ def run(args: argparse.Namespace) -> None:
     write_json("replies", result, enabled=not args.no_json)
 
 
-async def measure(
-    infra: Servers, requests: int, warmup: int, rounds: int, concurrency: int
-) -> dict[str, Any]:
+async def measure(infra: Servers, requests: int, warmup: int, rounds: int, concurrency: int) -> dict[str, Any]:
     ours = ServerProcess(
         name="forum web",
         argv=[str(FORUM), "web", "--port", str(port := free_port())],
@@ -200,8 +198,7 @@ async def measure(
     summary = {side: summarize(rs) for side, rs in measured.items()}
     ratio = summary["ours"]["per_second"] / summary["baseline"]["per_second"]
     print_table(
-        f"replies: {requests} requests x {rounds} rounds per side,"
-        f" {concurrency} concurrent clients (medians)",
+        f"replies: {requests} requests x {rounds} rounds per side, {concurrency} concurrent clients (medians)",
         ["side", "replies/s", "p50 ms", "p99 ms", "errors"],
         [
             [side, s["per_second"], s["p50_ms"], s["p99_ms"], s["errors"]]

@@ -141,9 +141,7 @@ def generate(
         topic = TOPICS[slug].split()
         thread_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         created = start + timedelta(minutes=len(threads) * 7)
-        title = " ".join(
-            rng.choice(topic if i % 2 else words[:60]) for i in range(rng.randint(4, 9))
-        ).capitalize()
+        title = " ".join(rng.choice(topic if i % 2 else words[:60]) for i in range(rng.randint(4, 9))).capitalize()
         count = min(posts - made, rng.randint(1, 19))
         last = created
         for i in range(count):
@@ -183,9 +181,7 @@ def generate(
 async def build_org(infra: Servers, posts: int) -> tuple[str, str]:
     """Admin + authors via the identity service, the org via the org service (migrations build its
     schema), categories via the forum service; then COPY threads and posts. Returns (org, admin)."""
-    settings = load_settings(
-        {}, database_url=infra.database_url, redis_url=infra.redis_url, secret_key="b" * 32
-    )
+    settings = load_settings({}, database_url=infra.database_url, redis_url=infra.redis_url, secret_key="b" * 32)
     org_slug = f"bench_{secrets.token_hex(3)}"
     usernames = [f"author{i}_{secrets.token_hex(2)}" for i in range(8)]
     async with connected(settings) as services:
@@ -213,9 +209,7 @@ async def build_org(infra: Servers, posts: int) -> tuple[str, str]:
         authors = [r["id"] for r in rows]
     started = time.monotonic()
     threads, post_rows = generate(posts, category_ids, authors)
-    progress(
-        f"generated {len(threads):,} threads / {len(post_rows):,} posts in {time.monotonic() - started:.1f}s"
-    )
+    progress(f"generated {len(threads):,} threads / {len(post_rows):,} posts in {time.monotonic() - started:.1f}s")
     schema = schema_for(org_slug)
     conn = await asyncpg.connect(infra.database_url)
     try:
@@ -281,9 +275,7 @@ async def read_token(base_url: str, org: str, username: str) -> str:
         return token
 
 
-async def time_http(
-    client: httpx.AsyncClient, url: str, token: str, repeat: int
-) -> tuple[list[float], dict[str, int]]:
+async def time_http(client: httpx.AsyncClient, url: str, token: str, repeat: int) -> tuple[list[float], dict[str, int]]:
     latencies: list[float] = []
     hits: dict[str, int] = {}
     for q, category in QUERIES:
@@ -380,8 +372,7 @@ async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[
     }
     ratios = {k: summary["ours"][k] / summary["raw"][k] for k in ("p50_ms", "p99_ms", "mean_ms")}
     print_table(
-        f"search: {posts:,} posts, {len(QUERIES)} queries x {repeat} x {rounds} rounds per side,"
-        " sequential (medians)",
+        f"search: {posts:,} posts, {len(QUERIES)} queries x {repeat} x {rounds} rounds per side, sequential (medians)",
         ["side", "p50 ms", "p99 ms", "mean ms"],
         [
             [
@@ -399,10 +390,7 @@ async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[
             ["ours / raw", ratios["p50_ms"], ratios["p99_ms"], ratios["mean_ms"]],
         ],
     )
-    print(
-        f"  hits per query (first page, limit {PAGE}): {http_hits};"
-        f" 'problem' matches {counts[0]['n']:,} bodies"
-    )
+    print(f"  hits per query (first page, limit {PAGE}): {http_hits}; 'problem' matches {counts[0]['n']:,} bodies")
     return {
         "config": {"posts": posts, "rounds": rounds, "repeat": repeat, "queries": [list(q) for q in QUERIES]},
         "ours": summary["ours"],

@@ -38,9 +38,7 @@ def load(path: Path) -> list[tuple[str, bool]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("path", type=Path)
-    parser.add_argument(
-        "--account-age-s", type=float, default=30 * 86_400, help="author age given to the heuristic"
-    )
+    parser.add_argument("--account-age-s", type=float, default=30 * 86_400, help="author age given to the heuristic")
     args = parser.parse_args(argv)
     rows = load(args.path)
     scored = []
@@ -50,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         scored.append((score, is_spam))
         reasons.update(r.split(":")[0] if not r.startswith("phrase:") else r for r in why)
     spam = sum(s for _, s in scored)
-    print(
-        f"{len(rows)} comments, {spam} spam ({spam / len(rows):.1%}); account age {args.account_age_s:.0f}s"
-    )
+    print(f"{len(rows)} comments, {spam} spam ({spam / len(rows):.1%}); account age {args.account_age_s:.0f}s")
     print(f"{'threshold':>9} {'flagged':>7} {'precision':>9} {'recall':>6} {'F1':>6}")
     for threshold in THRESHOLDS:
         tp = sum(1 for score, s in scored if score > threshold and s)

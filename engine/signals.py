@@ -99,12 +99,8 @@ class PendingSignals:
     items: list[Signal] = field(default_factory=list)
 
 
-_context: contextvars.ContextVar[SignalContext | None] = contextvars.ContextVar(
-    "signal_context", default=None
-)
-_pending: contextvars.ContextVar[PendingSignals | None] = contextvars.ContextVar(
-    "pending_signals", default=None
-)
+_context: contextvars.ContextVar[SignalContext | None] = contextvars.ContextVar("signal_context", default=None)
+_pending: contextvars.ContextVar[PendingSignals | None] = contextvars.ContextVar("pending_signals", default=None)
 
 
 @contextmanager

@@ -29,9 +29,7 @@ class NoTenantContext(RuntimeError):
 def validate_slug(slug: str) -> str:
     """Return the slug if it is 1-50 chars of [a-z0-9_], starting and ending alphanumeric."""
     if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
-        raise InvalidSlug(
-            "slug must be 1-50 characters of a-z, 0-9 and _, starting and ending with a letter or digit"
-        )
+        raise InvalidSlug("slug must be 1-50 characters of a-z, 0-9 and _, starting and ending with a letter or digit")
     return slug
 
 
@@ -60,9 +58,7 @@ class Tenant:
         return schema_for(self.slug)
 
 
-_current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar(
-    "current_tenant", default=None
-)
+_current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("current_tenant", default=None)
 
 
 def current_tenant() -> Tenant:
@@ -77,9 +73,7 @@ def maybe_current_tenant() -> Tenant | None:
 
 
 @asynccontextmanager
-async def tenant_scope(
-    conn: asyncpg.Connection, tenant: Tenant, *, restore: bool = True
-) -> AsyncIterator[Tenant]:
+async def tenant_scope(conn: asyncpg.Connection, tenant: Tenant, *, restore: bool = True) -> AsyncIterator[Tenant]:
     """Point the open transaction on `conn` at the tenant's schema, then restore the previous one.
 
     Must be called inside a transaction: `SET LOCAL` lasts until the transaction ends. A boundary whose

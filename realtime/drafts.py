@@ -84,9 +84,7 @@ async def publish_draft_delta(
     return int(seq)
 
 
-async def publish_draft_end(
-    redis: Redis, tenant: str, thread_id: str, execution_id: str, post_id: str | None
-) -> None:
+async def publish_draft_end(redis: Redis, tenant: str, thread_id: str, execution_id: str, post_id: str | None) -> None:
     """The draft became post `post_id` (None: abandoned). Subscribers get `draft_end`."""
     script = redis.register_script(_END_LUA)
     await script(

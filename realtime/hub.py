@@ -94,9 +94,7 @@ class Subscriber:
         self.close_reason = ""
         self.send_started = 0.0  # monotonic time the current send began; 0 when idle
 
-    def deliver(
-        self, channel: str, stream_id: StreamId | None, execution_id: str | None, seq: int, text: str
-    ) -> None:
+    def deliver(self, channel: str, stream_id: StreamId | None, execution_id: str | None, seq: int, text: str) -> None:
         state = self.channels.get(channel)
         if state is None:
             return

@@ -126,11 +126,7 @@ class DraftListener:
         channel = f"thread:{notice.thread_id}"
         message: Draft | DraftEnd
         if notice.kind == "delta":
-            message = Draft(
-                channel=channel, execution_id=notice.execution_id, seq=notice.seq, delta=notice.delta
-            )
+            message = Draft(channel=channel, execution_id=notice.execution_id, seq=notice.seq, delta=notice.delta)
         else:
-            message = DraftEnd(
-                channel=channel, execution_id=notice.execution_id, post_id=notice.post_id or None
-            )
+            message = DraftEnd(channel=channel, execution_id=notice.execution_id, post_id=notice.post_id or None)
         self.hub.dispatch_draft(notice.tenant, channel, message)

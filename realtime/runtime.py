@@ -54,9 +54,7 @@ class Realtime:
                 subscriptions_per_socket=self.config.max_subscriptions,
             ),
         )
-        self.limiter = ConnectionLimiter(
-            self.config.max_connections_per_user, self.config.max_connections_per_ip
-        )
+        self.limiter = ConnectionLimiter(self.config.max_connections_per_user, self.config.max_connections_per_ip)
         # Readers block in XREAD: their own client, with a read timeout above the block time.
         self.redis: Redis = Redis.from_url(
             redis_url,
@@ -75,9 +73,7 @@ class Realtime:
         return self.streams.stream_key(self.streams.partition_of(tenant))
 
     async def start(self, ready_timeout_s: float = 5.0) -> None:
-        self._tasks = [
-            asyncio.create_task(r.run(), name=f"realtime-reader-{r.stream_key}") for r in self.readers
-        ]
+        self._tasks = [asyncio.create_task(r.run(), name=f"realtime-reader-{r.stream_key}") for r in self.readers]
         self._tasks.append(asyncio.create_task(self.drafts.run(), name="realtime-drafts"))
         self._tasks.append(asyncio.create_task(self._watch(), name="realtime-watch"))
         # Wait (bounded) until each reader has its starting position, so events committed after

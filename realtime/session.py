@@ -132,9 +132,7 @@ async def serve_socket(rt: Realtime, socket: WebSocket[Any, Any, Any], identity:
 
 
 class _Session:
-    def __init__(
-        self, rt: Realtime, socket: WebSocket[Any, Any, Any], sub: Subscriber, identity: SocketIdentity
-    ):
+    def __init__(self, rt: Realtime, socket: WebSocket[Any, Any, Any], sub: Subscriber, identity: SocketIdentity):
         self.rt = rt
         self.socket = socket
         self.sub = sub

@@ -28,13 +28,9 @@ async def register_and_login(
     return r.json()["user"]
 
 
-async def create_org(
-    client: httpx.AsyncClient, visibility: str = "private", slug: str | None = None
-) -> dict[str, Any]:
+async def create_org(client: httpx.AsyncClient, visibility: str = "private", slug: str | None = None) -> dict[str, Any]:
     slug = slug or unique("org")
-    r = await client.post(
-        "/api/v1/orgs", json={"slug": slug, "name": f"Org {slug}", "visibility": visibility}
-    )
+    r = await client.post("/api/v1/orgs", json={"slug": slug, "name": f"Org {slug}", "visibility": visibility})
     assert r.status_code == 201, r.text
     return r.json()["org"]
 
@@ -88,9 +84,7 @@ async def set_posting(admin: httpx.AsyncClient, slug: str, **limits: Any) -> dic
     return r.json()
 
 
-async def make_category(
-    admin: httpx.AsyncClient, org: str, name: str | None = None, **fields: Any
-) -> dict[str, Any]:
+async def make_category(admin: httpx.AsyncClient, org: str, name: str | None = None, **fields: Any) -> dict[str, Any]:
     r = await admin.post(f"/api/v1/o/{org}/categories", json={"name": name or unique("Cat "), **fields})
     assert r.status_code == 201, r.text
     return r.json()["category"]
@@ -108,12 +102,8 @@ async def make_thread(
     return r.json()
 
 
-async def make_reply(
-    client: httpx.AsyncClient, slug: str, thread_id: str, body: str | None = None
-) -> dict[str, Any]:
-    r = await client.post(
-        f"/api/v1/o/{slug}/threads/{thread_id}/posts", json={"body": body or unique("Reply ")}
-    )
+async def make_reply(client: httpx.AsyncClient, slug: str, thread_id: str, body: str | None = None) -> dict[str, Any]:
+    r = await client.post(f"/api/v1/o/{slug}/threads/{thread_id}/posts", json={"body": body or unique("Reply ")})
     assert r.status_code == 201, r.text
     return r.json()["post"]
 

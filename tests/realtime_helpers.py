@@ -146,9 +146,7 @@ async def make_org(admin: Account, visibility: str = "public") -> dict[str, Any]
 
 
 async def add_member(admin: Account, org: str, who: Account, role: str = "member") -> None:
-    r = await admin.client.post(
-        f"/api/v1/orgs/{org}/members", json={"username": who.user["username"], "role": role}
-    )
+    r = await admin.client.post(f"/api/v1/orgs/{org}/members", json={"username": who.user["username"], "role": role})
     assert r.status_code in (200, 201), r.text
 
 
@@ -179,9 +177,7 @@ async def reply(
 
 
 async def bearer_token(admin: Account, org: str, scopes: Sequence[str] = ("admin",)) -> str:
-    r = await admin.client.post(
-        f"/api/v1/orgs/{org}/tokens", json={"name": unique("t"), "scopes": list(scopes)}
-    )
+    r = await admin.client.post(f"/api/v1/orgs/{org}/tokens", json={"name": unique("t"), "scopes": list(scopes)})
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
 

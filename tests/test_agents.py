@@ -34,26 +34,20 @@ async def _newbie_posts(make_client, org, base, body="hi"):
     newbie = make_client(ip="192.0.2.44")
     await register_and_login(newbie)
     assert (await newbie.post(f"/api/v1/orgs/{org['slug']}/join")).status_code == 200
-    r = await newbie.post(
-        f"{base}/threads", json={"category": "general", "title": "My first question", "body": body}
-    )
+    r = await newbie.post(f"{base}/threads", json={"category": "general", "title": "My first question", "body": body})
     assert r.status_code == 201, r.text
     return newbie, r.json()["thread"]
 
 
 async def _last_signal(pool, slug: str, type_: str) -> Signal:
-    row = await pool.fetchrow(
-        f'SELECT * FROM "org_{slug}".signal WHERE type = $1 ORDER BY id DESC LIMIT 1', type_
-    )
+    row = await pool.fetchrow(f'SELECT * FROM "org_{slug}".signal WHERE type = $1 ORDER BY id DESC LIMIT 1', type_)
     assert row is not None
     return row_to_signal(row, slug)
 
 
 def _router(app) -> SignalRouter:
     services = app.state.services
-    return SignalRouter(
-        redis=services.redis, streams=services.streams, runtime=services.agents, consumer="test"
-    )
+    return SignalRouter(redis=services.redis, streams=services.streams, runtime=services.agents, consumer="test")
 
 
 async def test_first_post_gets_one_streamed_welcome(app, make_client, pool):
@@ -69,9 +63,7 @@ async def test_first_post_gets_one_streamed_welcome(app, make_client, pool):
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.directive") == 1
 
     services = app.state.services
-    outcome = await run_directive(
-        services.agents, services.redis, services.streams, org["slug"], created[0].id
-    )
+    outcome = await run_directive(services.agents, services.redis, services.streams, org["slug"], created[0].id)
     assert outcome.status == "succeeded", outcome.error
     detail = (await newbie.get(f"{base}/threads/{thread['id']}")).json()
     agent_posts = [p for p in detail["posts"] if p["role"] == "agent"]
@@ -106,23 +98,17 @@ async def test_first_post_gets_one_streamed_welcome(app, make_client, pool):
     assert chain["execution"]["output_tokens"] > 0
 
     # a second post by the same member: no second welcome
-    r = await newbie.post(
-        f"{base}/threads/{thread['id']}/posts", json={"body": "More details: I use ale yeast."}
-    )
+    r = await newbie.post(f"{base}/threads/{thread['id']}/posts", json={"body": "More details: I use ale yeast."})
     assert r.status_code == 201
     assert await router.route(await _last_signal(pool, org["slug"], "forum.post.created")) == []
 
 
 async def test_replay_dry_run_and_real_never_duplicate(app, make_client, pool):
     admin, org, base = await _forum_with_agent(make_client)
-    await _newbie_posts(
-        make_client, org, base, body="Hello all, I am new to brewing and want to learn lagers."
-    )
+    await _newbie_posts(make_client, org, base, body="Hello all, I am new to brewing and want to learn lagers.")
     created = await _router(app).route(await _last_signal(pool, org["slug"], "forum.post.created"))
     services = app.state.services
-    outcome = await run_directive(
-        services.agents, services.redis, services.streams, org["slug"], created[0].id
-    )
+    outcome = await run_directive(services.agents, services.redis, services.streams, org["slug"], created[0].id)
     schema = f'"org_{org["slug"]}"'
     for dry_run in (True, False, False):
         r = await admin.post(f"{base}/executions/{outcome.execution_id}/replay", json={"dry_run": dry_run})
@@ -169,7 +155,7 @@ class GreedyAgent:
 
 
 async def test_undeclared_directive_is_refused_and_recorded(app, make_client, pool):
-    admin, org, base = await _forum_with_agent(make_client, enabled=False)
+    _, org, base = await _forum_with_agent(make_client, enabled=False)
     runtime = app.state.services.agents
     runtime.packages[GreedyAgent.manifest.name] = GreedyAgent()
     try:
@@ -209,7 +195,7 @@ async def test_agent_admin_routes_need_admin(app, make_client):
     ],
 )
 async def test_install_rejects_bad_config(app, make_client, body, status):
-    admin, org, base = await _forum_with_agent(make_client)
+    admin, _, base = await _forum_with_agent(make_client)
     r = await admin.put(f"{base}/agents/{WELCOME}", json=body)
     assert r.status_code == status, r.text
     assert (await admin.put(f"{base}/agents/no_such_agent", json={"enabled": True})).status_code == 404
@@ -223,9 +209,7 @@ def test_manifest_is_serializable():
 
 async def test_rate_limit_per_package_is_enforced(app, make_client, pool):
     admin, org, base = await _forum_with_agent(make_client)
-    r = await admin.put(
-        f"{base}/agents/{WELCOME}", json={"enabled": True, "config": {"rate_limit_per_hour": 1}}
-    )
+    r = await admin.put(f"{base}/agents/{WELCOME}", json={"enabled": True, "config": {"rate_limit_per_hour": 1}})
     assert r.status_code == 200
     router = _router(app)
     await _newbie_posts(make_client, org, base)
@@ -233,9 +217,7 @@ async def test_rate_limit_per_package_is_enforced(app, make_client, pool):
     second = make_client(ip="192.0.2.45")
     await register_and_login(second)
     await second.post(f"/api/v1/orgs/{org['slug']}/join")
-    r = await second.post(
-        f"{base}/threads", json={"category": "general", "title": "Another newcomer", "body": "hello"}
-    )
+    r = await second.post(f"{base}/threads", json={"category": "general", "title": "Another newcomer", "body": "hello"})
     assert r.status_code == 201
     assert await router.route(await _last_signal(pool, org["slug"], "forum.post.created")) == []
     assert await pool.fetchval(f'SELECT count(*) FROM "org_{org["slug"]}".directive') == 1
@@ -249,14 +231,11 @@ async def test_daily_cost_cap_stops_execution(app, make_client, pool):
     created = await _router(app).route(await _last_signal(pool, org["slug"], "forum.post.created"))
     schema = f'"org_{org["slug"]}"'
     await pool.execute(
-        f"INSERT INTO {schema}.agent_usage (day, package, executions, cost_usd)"
-        " VALUES (current_date, $1, 10, 0.50)",
+        f"INSERT INTO {schema}.agent_usage (day, package, executions, cost_usd) VALUES (current_date, $1, 10, 0.50)",
         WELCOME,
     )
     services = app.state.services
-    outcome = await run_directive(
-        services.agents, services.redis, services.streams, org["slug"], created[0].id
-    )
+    outcome = await run_directive(services.agents, services.redis, services.streams, org["slug"], created[0].id)
     assert outcome.status == "failed" and "cost cap" in outcome.error
     assert await pool.fetchval(f"SELECT status FROM {schema}.directive") == "failed"
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 0
@@ -330,9 +309,7 @@ async def test_agents_do_not_trigger_themselves_or_chain_without_end(app, make_c
         )
         assert await router.route(own) == []  # never triggered by its own output
         other = await stored(
-            msgspec.structs.replace(
-                own, id="00000000-0000-7000-8000-000000000003", actor_id="some_other_agent"
-            )
+            msgspec.structs.replace(own, id="00000000-0000-7000-8000-000000000003", actor_id="some_other_agent")
         )
         [second] = await router.route(other)  # one hop from another agent's output is allowed…
         assert second.depth == 1

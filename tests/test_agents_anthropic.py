@@ -25,14 +25,12 @@ def fake_api():
         yield server
 
 
-async def test_anthropic_welcome_is_metered_streamed_and_keeps_the_key_secret(
-    app, make_client, pool, fake_api, caplog
-):
+async def test_anthropic_welcome_is_metered_streamed_and_keeps_the_key_secret(app, make_client, pool, fake_api, caplog):
     caplog.set_level(logging.DEBUG)
     services = app.state.services
     llm = AnthropicProvider(api_key=SECRET, model="claude-haiku-4-5", base_url=fake_api.base_url, timeout_s=5)
     runtime = build_runtime(services.settings, services.redis, None, llm=llm)
-    admin, org, base = await _forum_with_agent(make_client)
+    _, org, base = await _forum_with_agent(make_client)
     newbie, thread = await _newbie_posts(make_client, org, base, body="hi")
     created = await _router(app).route(await _last_signal(pool, org["slug"], "forum.post.created"))
     deltas: list[str] = []
@@ -88,9 +86,7 @@ async def test_anthropic_welcome_is_metered_streamed_and_keeps_the_key_secret(
 async def test_llm_failure_is_recorded_without_the_key_and_retried(app, make_client, pool):
     with FakeMessagesAPI(api_key=SECRET, script=Script(text=REPLY, fail_after_deltas=2)) as server:
         services = app.state.services
-        llm = AnthropicProvider(
-            api_key=SECRET, model="claude-haiku-4-5", base_url=server.base_url, timeout_s=5
-        )
+        llm = AnthropicProvider(api_key=SECRET, model="claude-haiku-4-5", base_url=server.base_url, timeout_s=5)
         runtime = build_runtime(services.settings, services.redis, None, llm=llm)
         _, org, base = await _forum_with_agent(make_client)
         await _newbie_posts(make_client, org, base)

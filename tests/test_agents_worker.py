@@ -62,8 +62,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-async def wait_for(predicate, timeout: float = 40.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate, within_s: float = 40.0, interval: float = 0.2):
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         value = await predicate()
         if value:
@@ -78,24 +78,18 @@ async def test_worker_killed_mid_execution_posts_once(app, make_client, pool, se
         _, org, base = await _forum_with_agent(make_client)
         await _newbie_posts(make_client, org, base, body="hello there")
         schema = f'"org_{org["slug"]}"'
-        await wait_for(
-            lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.execution WHERE status = 'running'")
-        )
+        await wait_for(lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.execution WHERE status = 'running'"))
         await asyncio.sleep(0.5)  # well into the stream of tokens
         worker.kill()  # SIGKILL: no cleanup, the job stays active in SAQ, the execution row stays running
         worker.wait()
         assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 0
         worker = start_worker(servers, settings)
         status = await wait_for(
-            lambda: pool.fetchval(
-                f"SELECT status FROM {schema}.directive WHERE status IN ('succeeded', 'failed')"
-            )
+            lambda: pool.fetchval(f"SELECT status FROM {schema}.directive WHERE status IN ('succeeded', 'failed')")
         )
         assert status == "succeeded"
         assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 1
-        attempts = await pool.fetch(
-            f"SELECT attempt, status, error FROM {schema}.execution ORDER BY started_at"
-        )
+        attempts = await pool.fetch(f"SELECT attempt, status, error FROM {schema}.execution ORDER BY started_at")
         assert len(attempts) >= 2
         assert attempts[0]["status"] == "failed" and "abandoned" in attempts[0]["error"]
         assert attempts[-1]["status"] == "succeeded"
@@ -116,9 +110,7 @@ async def test_redis_restart_loses_no_directive(app, make_client, pool, servers,
         runtime = services.agents
         saved_enqueue, runtime.enqueue = runtime.enqueue, None
         try:
-            router = SignalRouter(
-                redis=services.redis, streams=services.streams, runtime=runtime, consumer="t"
-            )
+            router = SignalRouter(redis=services.redis, streams=services.streams, runtime=runtime, consumer="t")
             created = await router.route(await _last_signal(pool, org["slug"], "forum.post.created"))
         finally:
             runtime.enqueue = saved_enqueue
@@ -128,9 +120,7 @@ async def test_redis_restart_loses_no_directive(app, make_client, pool, servers,
         private = EmbeddedRedis(tmp_path / "redis", persist=False)
         assert private.start() == redis_url  # …and comes back empty on the same socket
         status = await wait_for(
-            lambda: pool.fetchval(
-                f"SELECT status FROM {schema}.directive WHERE status IN ('succeeded', 'failed')"
-            )
+            lambda: pool.fetchval(f"SELECT status FROM {schema}.directive WHERE status IN ('succeeded', 'failed')")
         )
         assert status == "succeeded"
         assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 1

@@ -214,9 +214,7 @@ async def _expect_text(locator: Any, text: str) -> None:
 
 async def _make_org_and_category(user: User, *, qa_mode: bool = False) -> tuple[str, dict[str, Any]]:
     slug = _unique("br")
-    r = await user.api.post(
-        "/api/v1/orgs", json={"slug": slug, "name": f"Org {slug}", "visibility": "public"}
-    )
+    r = await user.api.post("/api/v1/orgs", json={"slug": slug, "name": f"Org {slug}", "visibility": "public"})
     assert r.status_code == 201, r.text
     r = await user.api.post(
         f"/api/v1/o/{slug}/categories",
@@ -227,9 +225,7 @@ async def _make_org_and_category(user: User, *, qa_mode: bool = False) -> tuple[
 
 
 async def _thread_via_api(user: User, org: str, category: str, title: str, body: str) -> dict[str, Any]:
-    r = await user.api.post(
-        f"/api/v1/o/{org}/threads", json={"category": category, "title": title, "body": body}
-    )
+    r = await user.api.post(f"/api/v1/o/{org}/threads", json={"category": category, "title": title, "body": body})
     assert r.status_code == 201, r.text
     return dict(r.json()["thread"])
 
@@ -320,9 +316,7 @@ async def test_live_reply_xss_agent_draft_and_moderation(
     redis = Redis.from_url(servers.redis_url)
     try:
         org, category = await _make_org_and_category(alice)
-        r = await alice.api.post(
-            f"/api/v1/orgs/{org}/members", json={"username": bob.username, "role": "member"}
-        )
+        r = await alice.api.post(f"/api/v1/orgs/{org}/members", json={"username": bob.username, "role": "member"})
         assert r.status_code in (200, 201), r.text
         thread = await _thread_via_api(alice, org, category["slug"], "Live thread", "First post, by alice.")
         thread_url = f"{web.url}/#/o/{org}/t/{thread['id']}"
@@ -333,9 +327,7 @@ async def test_live_reply_xss_agent_draft_and_moderation(
         await page.get_by_test_id("thread-title").filter(has_text="Live thread").wait_for()
         await _live(page)
         await page.evaluate("window.__noReload = 1")
-        r = await alice.api.post(
-            f"/api/v1/o/{org}/threads/{thread['id']}/posts", json={"body": "A *live* reply"}
-        )
+        r = await alice.api.post(f"/api/v1/o/{org}/threads/{thread['id']}/posts", json={"body": "A *live* reply"})
         assert r.status_code == 201, r.text
         live_post_id = r.json()["post"]["id"]
         await page.get_by_test_id("post-html").locator("em", has_text="live").wait_for()
@@ -368,9 +360,7 @@ async def test_live_reply_xss_agent_draft_and_moderation(
         assert "ai agent" in draft_text and "is writing" in draft_text
 
         streams = StreamConfig(partitions=settings.stream_partitions, maxlen=settings.stream_maxlen)
-        ctx = SignalContext(
-            actor_type="agent", actor_id="helper", source="job", correlation_id=str(uuid.uuid4())
-        )
+        ctx = SignalContext(actor_type="agent", actor_id="helper", source="job", correlation_id=str(uuid.uuid4()))
         async with tenant_work(redis, streams, org, ctx):
             post_id, _, created = await create_agent_post(
                 thread_id=thread["id"],

@@ -50,9 +50,7 @@ def cli_env(servers, tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def forum(
-    env: dict[str, str], *args: str, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+def forum(env: dict[str, str], *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [FORUM, *args],
         env={**env, **(extra_env or {})},
@@ -239,9 +237,7 @@ def test_migrate_prints_progress_and_is_idempotent(cli_env, servers, web):
     r = forum(cli_env, "migrate")
     assert r.returncode == 0, r.stderr
     assert re.search(r"^migrate \| public: 0 migration\(s\) applied$", r.stdout, re.M), r.stdout
-    assert re.search(rf"^migrate \| \[\d+/\d+\] org_{slug}: 0 migration\(s\) applied$", r.stdout, re.M), (
-        r.stdout
-    )
+    assert re.search(rf"^migrate \| \[\d+/\d+\] org_{slug}: 0 migration\(s\) applied$", r.stdout, re.M), r.stdout
 
 
 def test_user_create_from_env_password(cli_env, servers, web):
@@ -318,9 +314,7 @@ def test_org_create_and_add_member(cli_env, servers, web):
     [org] = query(servers.database_url, "SELECT id, visibility FROM orgs WHERE slug = $1", slug)
     assert org["visibility"] == "private"
     assert query(servers.database_url, "SELECT 1 FROM pg_namespace WHERE nspname = $1", f"org_{slug}")
-    signals = query(
-        servers.database_url, f'SELECT type, source, actor_type FROM "org_{slug}".signal ORDER BY id'
-    )
+    signals = query(servers.database_url, f'SELECT type, source, actor_type FROM "org_{slug}".signal ORDER BY id')
     assert [(s["type"], s["source"], s["actor_type"]) for s in signals] == [
         ("org.created", "job", "user"),
         ("org.member.added", "job", "user"),
@@ -339,9 +333,7 @@ def test_org_create_and_add_member(cli_env, servers, web):
     assert {r["username"]: r["role"] for r in roles} == {admin: "admin", member: "admin"}
     # The member sees the org over HTTP.
     with httpx.Client(base_url=web.url) as http:
-        assert (
-            http.post("/api/v1/auth/login", json={"login": member, "password": PASSWORD}).status_code == 200
-        )
+        assert http.post("/api/v1/auth/login", json={"login": member, "password": PASSWORD}).status_code == 200
         assert http.get(f"/api/v1/orgs/{slug}").json()["org"]["role"] == "admin"
 
 
@@ -393,10 +385,7 @@ def test_web_register_login_and_csrf_over_http(web, servers):
         assert http.post("/api/v1/orgs", json=body).status_code == 403  # no CSRF header
         r = http.post("/api/v1/orgs", json=body, headers={"x-csrftoken": http.cookies["csrftoken"]})
         assert r.status_code == 201, r.text
-        assert (
-            http.post("/api/v1/auth/logout", headers={"x-csrftoken": http.cookies["csrftoken"]}).status_code
-            == 204
-        )
+        assert http.post("/api/v1/auth/logout", headers={"x-csrftoken": http.cookies["csrftoken"]}).status_code == 204
         assert http.get("/api/v1/me").status_code == 401
         r = http.post("/api/v1/auth/register", content=b"{bad", headers={"content-type": "application/json"})
         assert r.status_code == 400 and r.json()["status_code"] == 400

@@ -36,9 +36,7 @@ async def mint_token(client, slug: str, scopes: list[str] | None = None) -> dict
 async def new_member(make_client, admin_client, slug: str, role: str = "member"):
     client = make_client()
     user = await register_and_login(client)
-    r = await admin_client.post(
-        f"/api/v1/orgs/{slug}/members", json={"username": user["username"], "role": role}
-    )
+    r = await admin_client.post(f"/api/v1/orgs/{slug}/members", json={"username": user["username"], "role": role})
     assert r.status_code == 201, r.text
     return client, user
 
@@ -53,9 +51,7 @@ async def test_cookie_post_without_csrf_header_is_403_and_writes_nothing(app, cl
     r = await naked.post("/api/v1/orgs", json={"slug": slug, "name": "x", "visibility": "private"})
     assert r.status_code == 403, r.text
     assert r.json()["status_code"] == 403 and "CSRF" in r.json()["detail"]
-    r = await naked.post(
-        "/api/v1/orgs", json={"slug": slug, "name": "x"}, headers={"x-csrftoken": "not-the-token"}
-    )
+    r = await naked.post("/api/v1/orgs", json={"slug": slug, "name": "x"}, headers={"x-csrftoken": "not-the-token"})
     assert r.status_code == 403
     assert await pool.fetchval("SELECT count(*) FROM orgs WHERE slug = $1", slug) == 0
     assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", f"org_{slug}") == 0
@@ -135,8 +131,7 @@ async def test_bearer_needs_no_csrf_and_acts_in_its_org(app, make_client, client
         == "member"
     )
     source = await pool.fetchval(
-        f"SELECT source FROM \"org_{org['slug']}\".signal WHERE type = 'org.member.added'"
-        " AND payload->>'user_id' = $1",
+        f"SELECT source FROM \"org_{org['slug']}\".signal WHERE type = 'org.member.added' AND payload->>'user_id' = $1",
         target["id"],
     )
     assert source == "api"
@@ -158,9 +153,7 @@ async def test_token_of_org_a_is_refused_in_org_b(app, make_client, client):
         r = await api.post(f"/api/v1/orgs/{org['slug']}/members", json={"username": target["username"]})
         assert r.status_code == status, r.text
         assert r.json()["status_code"] == status
-        assert (
-            await api.post(f"/api/v1/orgs/{org['slug']}/tokens", json={"name": "x"})
-        ).status_code == status
+        assert (await api.post(f"/api/v1/orgs/{org['slug']}/tokens", json={"name": "x"})).status_code == status
         assert (await api.post(f"/api/v1/orgs/{org['slug']}/join")).status_code == status
 
 

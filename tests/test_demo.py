@@ -20,14 +20,10 @@ async def test_ensure_demo_seeds_a_living_forum_once(app, pool, tmp_path, make_c
     categories = await tenant_fetch(pool, DEMO_ORG, "SELECT slug, name, qa_mode, thread_count FROM category")
     assert sorted(c["name"] for c in categories) == sorted(c.name for c in content.CATEGORIES)
     assert {c["slug"] for c in categories if c["qa_mode"]} == {"help-questions"}
-    threads = await tenant_fetch(
-        pool, DEMO_ORG, "SELECT title, reply_count, is_solved, solution_post_id FROM thread"
-    )
+    threads = await tenant_fetch(pool, DEMO_ORG, "SELECT title, reply_count, is_solved, solution_post_id FROM thread")
     assert sorted(t["title"] for t in threads) == sorted(t.title for t in content.THREADS)
     assert len(threads) >= 8 and all(2 <= t["reply_count"] <= 4 for t in threads)
-    assert [t["title"] for t in threads if t["is_solved"]] == [
-        "Fermentation stopped after two days: is it stuck?"
-    ]
+    assert [t["title"] for t in threads if t["is_solved"]] == ["Fermentation stopped after two days: is it stuck?"]
     assert first["reaction"] > 0 and first["mention"] >= 1
     code = await tenant_fetch(pool, DEMO_ORG, "SELECT 1 FROM post WHERE content_html LIKE '%<pre><code%'")
     assert code, "a code block"

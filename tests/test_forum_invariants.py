@@ -68,9 +68,7 @@ async def test_every_write_emits_its_signal_with_metadata(forum, pool):
     calls = [
         (
             "edit",
-            member.patch(
-                f"{b}/posts/{first['id']}", json={"body": "q2", "edit_reason": "more"}, headers=rid("edit")
-            ),
+            member.patch(f"{b}/posts/{first['id']}", json={"body": "q2", "edit_reason": "more"}, headers=rid("edit")),
         ),
         (
             "react",
@@ -78,9 +76,7 @@ async def test_every_write_emits_its_signal_with_metadata(forum, pool):
         ),
         (
             "solve",
-            member.post(
-                f"{b}/threads/{thread['id']}/solve", json={"post_id": reply["id"]}, headers=rid("solve")
-            ),
+            member.post(f"{b}/threads/{thread['id']}/solve", json={"post_id": reply["id"]}, headers=rid("solve")),
         ),
         ("view", member.get(f"{b}/threads/{thread['id']}", headers=rid("view"))),
         ("delete", moderator.delete(f"{b}/posts/{reply['id']}", headers=rid("delete"))),
@@ -99,9 +95,7 @@ async def test_every_write_emits_its_signal_with_metadata(forum, pool):
         "forum.post.deleted": ("delete", users["moderator"]),
     }
     for type_, (request, actor) in expected.items():
-        rows = [
-            s for s in await signals_of(pool, forum.slug, type_) if str(s["correlation_id"]) == ids[request]
-        ]
+        rows = [s for s in await signals_of(pool, forum.slug, type_) if str(s["correlation_id"]) == ids[request]]
         assert len(rows) == 1, type_
         s = rows[0]
         assert s["actor_type"] == "user" and s["source"] == "web" and s["actor_id"] == actor, type_
@@ -131,9 +125,7 @@ async def test_correlation_id_is_fresh_when_the_header_is_not_a_uuid(forum, pool
 
 
 async def test_bearer_token_writes_have_source_api(forum, pool, make_client):
-    r = await forum.admin.post(
-        f"/api/v1/orgs/{forum.slug}/tokens", json={"name": "bot", "scopes": ["read", "write"]}
-    )
+    r = await forum.admin.post(f"/api/v1/orgs/{forum.slug}/tokens", json={"name": "bot", "scopes": ["read", "write"]})
     assert r.status_code == 201, r.text
     bot = make_client(ip="192.0.2.77")
     bot.headers["Authorization"] = f"Bearer {r.json()['token']}"
@@ -194,9 +186,7 @@ async def test_counters_are_correct_under_concurrent_replies(forum, pool, make_c
     thread_id = created["thread"]["id"]
 
     async def reply(client: Any, n: int) -> int:
-        r = await client.post(
-            f"{forum.base}/threads/{thread_id}/posts", json={"body": f"concurrent reply {n}"}
-        )
+        r = await client.post(f"{forum.base}/threads/{thread_id}/posts", json={"body": f"concurrent reply {n}"})
         return r.status_code
 
     statuses = await asyncio.gather(*(reply(writers[n % 3], n) for n in range(30)))
@@ -244,16 +234,13 @@ async def test_mentions_of_members_and_agents(forum, pool):
         uuid.UUID(post_id),
     )
     assert {
-        (str(m["mentioned_user_id"]) if m["mentioned_user_id"] else None, m["mentioned_agent"])
-        for m in mentions
+        (str(m["mentioned_user_id"]) if m["mentioned_user_id"] else None, m["mentioned_agent"]) for m in mentions
     } == {
         (moderator["id"], None),
         (None, "faq-agent"),
     }
     created_signal = next(
-        s
-        for s in await signals_of(pool, forum.slug, "forum.post.created")
-        if s["payload"]["post_id"] == post_id
+        s for s in await signals_of(pool, forum.slug, "forum.post.created") if s["payload"]["post_id"] == post_id
     )
     assert created_signal["payload"]["mentioned_user_ids"] == [moderator["id"]]
     assert created_signal["payload"]["mentioned_agents"] == ["faq-agent"]
@@ -303,9 +290,7 @@ async def test_new_accounts_may_post_at_most_three_links(forum, pool):
         pool,
         forum,
         422,
-        forum.member.post(
-            f"{forum.base}/threads", json={"category": "general", "title": "Links", "body": body}
-        ),
+        forum.member.post(f"{forum.base}/threads", json={"category": "general", "title": "Links", "body": body}),
     )
     assert (await forum.member.post(path, json={"body": " ".join(links[:3])})).status_code == 201
 

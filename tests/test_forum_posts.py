@@ -140,19 +140,13 @@ async def test_solve(forum, pool):
     answer = await make_reply(forum.member, forum.slug, t, "Try a French saison strain.")
     other = await make_reply(forum.admin, forum.slug, t, "Or a Belgian one.")
     # A member who is not the thread's author may not; neither may a non-member.
-    await rejected(
-        pool, forum, 403, forum.member.post(f"{b}/threads/{t}/solve", json={"post_id": answer["id"]})
-    )
-    await rejected(
-        pool, forum, 403, forum.outsider.post(f"{b}/threads/{t}/solve", json={"post_id": answer["id"]})
-    )
+    await rejected(pool, forum, 403, forum.member.post(f"{b}/threads/{t}/solve", json={"post_id": answer["id"]}))
+    await rejected(pool, forum, 403, forum.outsider.post(f"{b}/threads/{t}/solve", json={"post_id": answer["id"]}))
     # The question itself cannot be the solution; a post of another thread neither.
     author = forum.moderator
     await rejected(pool, forum, 422, author.post(f"{b}/threads/{t}/solve", json={"post_id": first["id"]}))
     elsewhere = await make_thread(forum.member, forum.slug, "help")
-    await rejected(
-        pool, forum, 422, author.post(f"{b}/threads/{t}/solve", json={"post_id": elsewhere["post"]["id"]})
-    )
+    await rejected(pool, forum, 422, author.post(f"{b}/threads/{t}/solve", json={"post_id": elsewhere["post"]["id"]}))
     await rejected(pool, forum, 404, author.post(f"{b}/threads/{t}/solve", json={"post_id": UNKNOWN}))
     r = await author.post(f"{b}/threads/{t}/solve", json={"post_id": answer["id"]})
     assert r.status_code == 200, r.text
@@ -165,9 +159,7 @@ async def test_solve(forum, pool):
     assert r.status_code == 200 and r.json()["solution_post_id"] == other["id"]
     posts = (await forum.anon.get(f"{b}/threads/{t}")).json()["posts"]
     assert [p["is_solution"] for p in posts] == [False, False, True]
-    solved = await tenant_fetch(
-        pool, forum.slug, "SELECT payload FROM signal WHERE type = 'forum.thread.solved'"
-    )
+    solved = await tenant_fetch(pool, forum.slug, "SELECT payload FROM signal WHERE type = 'forum.thread.solved'")
     assert len(solved) == 2
     # A deleted post cannot be the solution.
     assert (await forum.member.delete(f"{b}/posts/{answer['id']}")).status_code == 204
@@ -182,9 +174,7 @@ async def test_solve_in_a_non_qa_category_is_422(forum, pool):
             pool,
             forum,
             422,
-            client.post(
-                f"{forum.base}/threads/{created['thread']['id']}/solve", json={"post_id": reply["id"]}
-            ),
+            client.post(f"{forum.base}/threads/{created['thread']['id']}/solve", json={"post_id": reply["id"]}),
         )
 
 
@@ -209,9 +199,7 @@ async def test_edit_post_author_or_moderator(forum, pool):
     assert post["html"] == "<p>Edited <em>text</em></p>\n" and post["edit_reason"] == "clarity"
     assert post["edited_at"] is not None
     # Someone else's post: 403 for members (even admins of nothing), allowed to moderators.
-    await rejected(
-        pool, forum, 403, forum.member.patch(f"{b}/posts/{scene.reply['id']}", json={"body": "mine now"})
-    )
+    await rejected(pool, forum, 403, forum.member.patch(f"{b}/posts/{scene.reply['id']}", json={"body": "mine now"}))
     await rejected(pool, forum, 403, forum.outsider.patch(f"{b}/posts/{p}", json={"body": "mine now"}))
     r = await forum.moderator.patch(f"{b}/posts/{p}", json={"body": "Moderated", "edit_reason": "rules"})
     assert r.status_code == 200 and r.json()["post"]["html"] == "<p>Moderated</p>\n"
@@ -264,9 +252,7 @@ async def test_delete_post_is_soft(forum, pool):
     before = await snapshot_counts(pool, forum.slug)
     assert (await forum.moderator.delete(f"{b}/posts/{scene.reply['id']}")).status_code == 204
     assert await snapshot_counts(pool, forum.slug) == before
-    await rejected(
-        pool, forum, 404, forum.moderator.patch(f"{b}/posts/{scene.reply['id']}", json={"body": "x"})
-    )
+    await rejected(pool, forum, 404, forum.moderator.patch(f"{b}/posts/{scene.reply['id']}", json={"body": "x"}))
     await rejected(
         pool, forum, 404, forum.member.post(f"{b}/posts/{scene.reply['id']}/reactions", json={"type": "like"})
     )
@@ -325,9 +311,7 @@ async def test_settings_admin_only_and_validated(forum, pool):
     b = forum.base
     r = await forum.admin.get(f"{b}/settings")
     assert r.status_code == 200 and r.json()["posting"]["enabled"] is False
-    r = await forum.admin.put(
-        f"{b}/settings", json={"posting": {"reply_interval_s": 7, "ip_posts_per_minute": 9}}
-    )
+    r = await forum.admin.put(f"{b}/settings", json={"posting": {"reply_interval_s": 7, "ip_posts_per_minute": 9}})
     assert r.status_code == 200, r.text
     posting = (await forum.admin.get(f"{b}/settings")).json()["posting"]
     assert posting["reply_interval_s"] == 7 and posting["ip_posts_per_minute"] == 9 and posting["enabled"]

@@ -133,9 +133,7 @@ async def test_oversize_body_is_413_and_writes_nothing(forum, pool, name):
         pool,
         forum,
         413,
-        send(
-            client_for(forum, name), method, path, content=huge, headers={"content-type": "application/json"}
-        ),
+        send(client_for(forum, name), method, path, content=huge, headers={"content-type": "application/json"}),
     )
 
 
@@ -229,18 +227,14 @@ async def test_malformed_and_unknown_ids_are_404(forum, pool):
         ):
             await rejected(pool, forum, 404, send(c, method, path, json=body))
         # ids inside bodies
-        await rejected(
-            pool, forum, 404, c.post(f"{b}/threads/{scene.thread['id']}/solve", json={"post_id": bad})
-        )
+        await rejected(pool, forum, 404, c.post(f"{b}/threads/{scene.thread['id']}/solve", json={"post_id": bad}))
         await rejected(
             pool,
             forum,
             404,
             c.post(f"{b}/threads/{scene.thread['id']}/posts", json={"body": "hi", "reply_to_post_id": bad}),
         )
-    await rejected(
-        pool, forum, 404, c.post(f"{b}/threads", json={"category": "nope", "title": "Title", "body": "x"})
-    )
+    await rejected(pool, forum, 404, c.post(f"{b}/threads", json={"category": "nope", "title": "Title", "body": "x"}))
     await rejected(pool, forum, 404, c.delete(f"{b}/posts/{scene.reply['id']}/reactions/love"))
 
 

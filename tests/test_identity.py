@@ -69,9 +69,7 @@ async def test_register_returns_user_and_stores_an_argon2id_hash(client, pool):
     assert user["username"] == name
     assert user["email"] == f"{name}@example.com".lower()
     assert "password" not in r.text
-    row = await pool.fetchrow(
-        "SELECT username, password_hash FROM users WHERE id = $1", uuid.UUID(user["id"])
-    )
+    row = await pool.fetchrow("SELECT username, password_hash FROM users WHERE id = $1", uuid.UUID(user["id"]))
     assert row["username"] == name
     assert row["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in row["password_hash"]
@@ -193,9 +191,7 @@ async def test_oversize_body_is_413_and_writes_nothing(client, pool, settings):
         for _ in range(settings.max_body_bytes // 65536 + 2):
             yield b"x" * 65536
 
-    r = await client.post(
-        "/api/v1/auth/register", content=chunks(), headers={"content-type": "application/json"}
-    )
+    r = await client.post("/api/v1/auth/register", content=chunks(), headers={"content-type": "application/json"})
     assert_error(r, 413)
     assert await user_count(pool) == before
 

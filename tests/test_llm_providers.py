@@ -277,9 +277,7 @@ class TestAnthropicAgainstFakeServer:
         assert result.latency_ms - result.first_token_ms > 150
         await provider.aclose()
 
-    async def test_mid_stream_error_is_unavailable_after_delivering_the_deltas(
-        self, server: FakeMessagesAPI
-    ) -> None:
+    async def test_mid_stream_error_is_unavailable_after_delivering_the_deltas(self, server: FakeMessagesAPI) -> None:
         server.script = Script(text=REPLY, fail_after_deltas=3)
         provider = await self.provider(server)
         recorder = Recorder()
@@ -342,9 +340,7 @@ class TestAnthropicAgainstFakeServer:
         assert error.status_code == 401
         assert not error.retryable
         assert "authentication_error" in str(error)
-        assert_no_secret(
-            (WRONG_KEY, API_KEY), str(error), repr(error), error.args, error.message, repr(provider)
-        )
+        assert_no_secret((WRONG_KEY, API_KEY), str(error), repr(error), error.args, error.message, repr(provider))
         assert error.__cause__ is None and error.__suppress_context__
         assert server.requests[-1].key_matched is False
         await provider.aclose()
@@ -437,9 +433,7 @@ class TestFakeMessagesAPI:
         assert server.requests[-1].key_header == key_header
 
     def test_non_streaming_json(self, server: FakeMessagesAPI) -> None:
-        response = httpx.post(
-            f"{server.base_url}/v1/messages", headers={"x-api-key": API_KEY}, json=self.BODY
-        )
+        response = httpx.post(f"{server.base_url}/v1/messages", headers={"x-api-key": API_KEY}, json=self.BODY)
         message = response.json()
         assert message["type"] == "message"
         assert message["content"] == [{"type": "text", "text": "Hello there friend."}]
@@ -492,9 +486,7 @@ class TestOfflineComposition:
     async def test_welcome_points_to_categories_and_rules(self) -> None:
         request = LLMRequest(
             system="Welcome new members.",
-            messages=[
-                Message("user", "Hi all, I run the billing team and want to learn how you plan sprints.")
-            ],
+            messages=[Message("user", "Hi all, I run the billing team and want to learn how you plan sprints.")],
             max_tokens=200,
             metadata={
                 "task": "welcome",

@@ -103,9 +103,7 @@ async def test_flag_a_post_writes_the_flag_and_both_signals_with_metadata(make_c
         "username": forum.users["moderator"]["username"],
     }
     assert out["flagger_agent_id"] is None
-    (row,) = await tenant_fetch(
-        pool, forum.slug, "SELECT * FROM moderation_flag WHERE id = $1", uuid.UUID(out["id"])
-    )
+    (row,) = await tenant_fetch(pool, forum.slug, "SELECT * FROM moderation_flag WHERE id = $1", uuid.UUID(out["id"]))
     assert str(row["flagger_user_id"]) == forum.users["moderator"]["id"] and row["status"] == "open"
 
     flagged = await signals_of(pool, forum.slug, "forum.post.flagged", flag_id=out["id"])
@@ -209,13 +207,9 @@ async def test_queue_groups_flags_per_post_newest_first_with_filters_and_pages(m
     forum, created = await flagged_forum(make_client)
     other, other_user = await second_member(forum, make_client)
     first = created["post"]
-    second = await make_reply(
-        forum.member, forum.slug, created["thread"]["id"], "another   post\n\nby the member"
-    )
+    second = await make_reply(forum.member, forum.slug, created["thread"]["id"], "another   post\n\nby the member")
     assert (await flag(forum.moderator, forum, first["id"], "spam")).status_code == 201
-    assert (
-        await flag(other, forum, first["id"], "off_topic", notes="nothing to do with brewing")
-    ).status_code == 201
+    assert (await flag(other, forum, first["id"], "off_topic", notes="nothing to do with brewing")).status_code == 201
     assert (await flag(other, forum, second["id"], "duplicate")).status_code == 201
 
     r = await forum.moderator.get(f"{forum.base}/moderation/queue")
@@ -243,25 +237,17 @@ async def test_queue_groups_flags_per_post_newest_first_with_filters_and_pages(m
     assert r.json()["next_cursor"] is None
 
     older_flag = older["flags"][0]["id"]
-    r = await forum.moderator.post(
-        f"{forum.base}/moderation/flags/{older_flag}/resolve", json={"action": "dismiss"}
-    )
+    r = await forum.moderator.post(f"{forum.base}/moderation/flags/{older_flag}/resolve", json={"action": "dismiss"})
     assert r.status_code == 200, r.text
     queue = (await forum.moderator.get(f"{forum.base}/moderation/queue")).json()
     assert [i["post"]["id"] for i in queue["items"]] == [second["id"]]
-    dismissed = (
-        await forum.admin.get(f"{forum.base}/moderation/queue", params={"status": "dismissed"})
-    ).json()
+    dismissed = (await forum.admin.get(f"{forum.base}/moderation/queue", params={"status": "dismissed"})).json()
     assert [i["post"]["id"] for i in dismissed["items"]] == [first["id"]]
     assert dismissed["items"][0]["flag_count"] == 2
     assert {f["status"] for f in dismissed["items"][0]["flags"]} == {"dismissed"}
-    everything = (
-        await forum.moderator.get(f"{forum.base}/moderation/queue", params={"status": "all"})
-    ).json()
+    everything = (await forum.moderator.get(f"{forum.base}/moderation/queue", params={"status": "all"})).json()
     assert {i["post"]["id"] for i in everything["items"]} == {first["id"], second["id"]}
-    taken = (
-        await forum.moderator.get(f"{forum.base}/moderation/queue", params={"status": "action_taken"})
-    ).json()
+    taken = (await forum.moderator.get(f"{forum.base}/moderation/queue", params={"status": "action_taken"})).json()
     assert taken["items"] == []
 
 
@@ -284,9 +270,7 @@ async def test_queue_access_and_bad_query(make_client):
 
 
 async def resolve(client: Any, forum: Forum, flag_id: str, action: str, **extra: Any) -> Any:
-    return await client.post(
-        f"{forum.base}/moderation/flags/{flag_id}/resolve", json={"action": action, **extra}
-    )
+    return await client.post(f"{forum.base}/moderation/flags/{flag_id}/resolve", json={"action": action, **extra})
 
 
 async def test_hide_resolves_every_open_flag_and_hides_from_members_only(make_client, pool):
@@ -425,9 +409,7 @@ async def test_resolve_bad_input_and_roles_write_nothing(make_client, pool):
 async def test_a_moderate_token_can_resolve_over_the_api(make_client):
     forum, created = await flagged_forum(make_client)
     flag_id = (await flag(forum.moderator, forum, created["post"]["id"])).json()["flag"]["id"]
-    r = await forum.admin.post(
-        f"/api/v1/orgs/{forum.slug}/tokens", json={"name": "mod", "scopes": ["moderate"]}
-    )
+    r = await forum.admin.post(f"/api/v1/orgs/{forum.slug}/tokens", json={"name": "mod", "scopes": ["moderate"]})
     assert r.status_code == 201, r.text
     bot = make_client()
     bot.headers["authorization"] = f"Bearer {r.json()['token']}"
@@ -513,9 +495,7 @@ async def test_an_obvious_spam_post_gets_a_system_flag_but_stays_visible(make_cl
     (detected,) = await signals_of(pool, forum.slug, "forum.spam.detected", post_id=reply["id"])
     assert detected["actor_type"] == "system" and detected["actor_id"] == SPAM_AGENT_ID
     assert detected["dedupe_key"] == f"spam:{reply['id']}"
-    payload = (
-        detected["payload"] if isinstance(detected["payload"], dict) else json.loads(detected["payload"])
-    )
+    payload = detected["payload"] if isinstance(detected["payload"], dict) else json.loads(detected["payload"])
     assert payload["score"] > 0.8 and payload["reasons"]
     assert payload["thread_id"] == created["thread"]["id"]
     (flag_created,) = await signals_of(pool, forum.slug, "forum.moderation.flag.created", post_id=reply["id"])

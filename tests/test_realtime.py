@@ -224,9 +224,7 @@ async def test_moderation_agent_and_user_channels(
         bob_post = await reply(w.bob, a, tid, "my question")
         alice_reply = await reply(w.alice, a, tid, "an answer")
         ref = OrgRef(id=w.a["id"], slug=a, name=w.a["name"], visibility=w.a["visibility"])
-        ctx = SignalContext(
-            actor_type="user", actor_id=w.alice.id, source="web", correlation_id=str(uuid.uuid4())
-        )
+        ctx = SignalContext(actor_type="user", actor_id=w.alice.id, source="web", correlation_id=str(uuid.uuid4()))
         with collect_signals() as pending, signal_context(ctx):
             async with db.transaction():
                 async with tenant_scope(db.current_connection(), ref.tenant):
@@ -295,9 +293,7 @@ async def test_resume_races_with_live_writes(node: Node, world: World) -> None:
         anchor = (await events(ws, 1))[0]["id"]
     backlog = [await reply(w.alice, a, tid, f"backlog {i}") for i in range(10)]
     async with await connect(node, a) as ws:
-        writer = asyncio.ensure_future(
-            asyncio.gather(*[reply(w.alice, a, tid, f"during {i}") for i in range(10)])
-        )
+        writer = asyncio.ensure_future(asyncio.gather(*[reply(w.alice, a, tid, f"during {i}") for i in range(10)]))
         await ws.send(json.dumps({"op": "subscribe", "channel": channel, "since": anchor}))
         during = await writer
         got = await events(ws, 20, within_s=15)
@@ -362,9 +358,7 @@ async def test_limits_and_protocol_errors(node: Node, world: World) -> None:
         await ws.send(json.dumps({"op": "unsubscribe", "channel": "org"}))
         assert (await recv(ws))["op"] == "unsubscribed"
         for i in range(8):
-            assert (await subscribe(ws, f"thread:{w.thread_a['id']}" if i == 0 else "org"))[
-                "op"
-            ] == "subscribed"
+            assert (await subscribe(ws, f"thread:{w.thread_a['id']}" if i == 0 else "org"))["op"] == "subscribed"
         ack = await subscribe(ws, f"category:{w.cat_a['id']}")
         assert ack["op"] == "subscribed"
         # 8 subscriptions max (thread, org, category = 3 distinct so far): fill up and overflow.

@@ -118,9 +118,7 @@ async def test_slow_consumer_is_closed_while_others_keep_receiving(
                 return exc
 
         reader = asyncio.create_task(read_fast())
-        await emit_direct(
-            org, redis, streams, [Bulk(thread_id=thread_id, n=i, filler=filler) for i in range(300)]
-        )
+        await emit_direct(org, redis, streams, [Bulk(thread_id=thread_id, n=i, filler=filler) for i in range(300)])
         deadline = time.monotonic() + 15
         while "closing a slow socket" not in node.log():
             assert time.monotonic() < deadline, "the slow socket was not closed"

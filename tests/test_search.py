@@ -49,9 +49,7 @@ async def test_title_match_ranks_above_body_mention(client):
     await register_and_login(client)
     base = await forum(client)
     other, other_first = await thread(client, base, "Weekend plans", "I might bake with my sourdough later.")
-    titled, titled_first = await thread(
-        client, base, "Sourdough starter troubleshooting", "My bread is flat."
-    )
+    titled, titled_first = await thread(client, base, "Sourdough starter troubleshooting", "My bread is flat.")
     await reply(client, base, other["id"], "Nothing about bread here.")
     page = await search(client, base, q="sourdough")
     assert post_ids(page) == [titled_first["id"], other_first["id"]]
@@ -88,9 +86,7 @@ async def test_snippets_highlight_matches(client):
     await register_and_login(client)
     base = await forum(client)
     t, first = await thread(client, base, "Fermentation log", "Day one: bubbles everywhere.")
-    long_body = (
-        " ".join(["filler"] * 80) + " the airlock started jumping at midnight " + " ".join(["tail"] * 80)
-    )
+    long_body = " ".join(["filler"] * 80) + " the airlock started jumping at midnight " + " ".join(["tail"] * 80)
     post = await reply(client, base, t["id"], long_body)
     page = await search(client, base, q="airlock jumped")
     (hit,) = page["hits"]

@@ -147,9 +147,7 @@ async def test_org_creation_emits_signals_with_full_metadata_published_once(clie
     # The entry carries the whole envelope.
     entries = [f for _i, f in await redis.xrange(key) if f[b"id"] == str(stored[0]["id"]).encode()]
     envelope = msgspec.json.decode(entries[0][b"data"], type=Signal)
-    assert (
-        envelope.tenant == slug and envelope.type == "org.created" and entries[0][b"tenant"] == slug.encode()
-    )
+    assert envelope.tenant == slug and envelope.type == "org.created" and entries[0][b"tenant"] == slug.encode()
     assert envelope.correlation_id == correlation and envelope.actor_id == user["id"]
     assert decode_payload(envelope).slug == slug
     # A sweep finds nothing left to publish for this org.
@@ -233,9 +231,7 @@ async def test_unit_of_work_rollback_publishes_nothing(org, pool, redis, app):
         assert await everywhere_count(redis, streams, gone.id) == 0
     assert await rows(pool, org["slug"], committed.id) == (1, 0)
     assert await stream_count(redis, streams, org["slug"], committed.id) == 1
-    stored = await pool.fetchrow(
-        f'SELECT * FROM "org_{org["slug"]}".signal WHERE id = $1', uuid.UUID(committed.id)
-    )
+    stored = await pool.fetchrow(f'SELECT * FROM "org_{org["slug"]}".signal WHERE id = $1', uuid.UUID(committed.id))
     assert stored["actor_id"] == str(owner["id"]) and stored["source"] == "web"
 
 
@@ -381,9 +377,7 @@ def sample(t: msgspec.inspect.Type) -> Any:
 
 
 def test_registry_is_not_empty():
-    assert {"org.created", "org.member.added", "org.member.role_changed", "org.token.created"} <= set(
-        REGISTRY
-    )
+    assert {"org.created", "org.member.added", "org.member.role_changed", "org.token.created"} <= set(REGISTRY)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -30,11 +30,7 @@ def org_routes(slug: str) -> list[tuple[str, str, dict | None]]:
 
 
 async def call(client, method: str, path: str, body: dict | None):
-    return (
-        await client.request(method, path, json=body)
-        if body is not None
-        else await client.request(method, path)
-    )
+    return await client.request(method, path, json=body) if body is not None else await client.request(method, path)
 
 
 async def tables_of(conn, schema: str) -> dict[str, list[tuple]]:
@@ -55,9 +51,7 @@ def tenant_migration_tables() -> set[str]:
     names: set[str] = set()
     for migration in all_migrations():
         if migration.scope == "tenant":
-            names |= set(
-                re.findall(r"CREATE TABLE\s+(?:IF NOT EXISTS\s+)?([a-z_][a-z0-9_]*)", migration.sql, re.I)
-            )
+            names |= set(re.findall(r"CREATE TABLE\s+(?:IF NOT EXISTS\s+)?([a-z_][a-z0-9_]*)", migration.sql, re.I))
     return {n.lower() for n in names}
 
 
@@ -82,9 +76,7 @@ async def test_private_org_is_404_to_members_of_other_orgs_and_anonymous(make_cl
     r = await alice.get(f"/api/v1/orgs/{unique('nosuch')}")
     assert r.json() == {"status_code": 404, "detail": "org not found"}
     # Nothing was written in B.
-    assert (
-        await pool.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1", uuid.UUID(org_b["id"])) == 1
-    )
+    assert await pool.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1", uuid.UUID(org_b["id"])) == 1
     assert await pool.fetchval("SELECT count(*) FROM api_tokens") == tokens_before
     # A's own routes work for alice.
     assert (await alice.get(f"/api/v1/orgs/{org_a['slug']}")).json()["org"]["role"] == "admin"
@@ -211,17 +203,13 @@ async def test_duplicate_slug_is_409_and_leaves_the_first_org_alone(make_client,
     schema = f"org_{org['slug']}"
     signals_before = await pool.fetchval(f'SELECT count(*) FROM "{schema}".signal')
     for who in (first, second):
-        r = await who.post(
-            "/api/v1/orgs", json={"slug": org["slug"], "name": "again", "visibility": "private"}
-        )
+        r = await who.post("/api/v1/orgs", json={"slug": org["slug"], "name": "again", "visibility": "private"})
         assert r.status_code == 409, r.text
     assert await pool.fetchval("SELECT count(*) FROM orgs WHERE slug = $1", org["slug"]) == 1
     assert await pool.fetchval("SELECT name FROM orgs WHERE slug = $1", org["slug"]) == org["name"]
     assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema) == 1
     assert await pool.fetchval(f'SELECT count(*) FROM "{schema}".signal') == signals_before
-    assert (
-        await pool.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1", uuid.UUID(org["id"])) == 1
-    )
+    assert await pool.fetchval("SELECT count(*) FROM memberships WHERE org_id = $1", uuid.UUID(org["id"])) == 1
 
 
 async def test_new_org_schema_has_exactly_the_tenant_migration_tables(make_client, pool):
@@ -369,9 +357,7 @@ async def test_admin_adds_members_and_changes_roles(make_client, pool):
     assert r.status_code == 404 and "no user" in r.json()["detail"]
     # A moderator (not admin) may not add anyone.
     outsider = await register_and_login(make_client())
-    r = await member_client.post(
-        f"/api/v1/orgs/{org['slug']}/members", json={"username": outsider["username"]}
-    )
+    r = await member_client.post(f"/api/v1/orgs/{org['slug']}/members", json={"username": outsider["username"]})
     assert r.status_code == 403
     # The new member sees the org.
     me = (await member_client.get("/api/v1/me")).json()
@@ -413,9 +399,7 @@ async def test_admin_adds_members_and_changes_roles(make_client, pool):
 async def test_the_last_admin_cannot_demote_themselves(client, pool):
     user = await register_and_login(client)
     org = await create_org(client)
-    r = await client.post(
-        f"/api/v1/orgs/{org['slug']}/members", json={"username": user["username"], "role": "member"}
-    )
+    r = await client.post(f"/api/v1/orgs/{org['slug']}/members", json={"username": user["username"], "role": "member"})
     assert r.status_code == 409
     role = await pool.fetchval(
         "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2",

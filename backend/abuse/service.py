@@ -91,9 +91,7 @@ async def check_can_post(ctx: RequestContext, body: str, *, kind: Kind) -> Posti
         pipe.exists(dup_key)
         ip_count, ip_ttl, last_ttl, duplicate = await pipe.execute()
     if int(ip_count or 0) >= limits.ip_posts_per_minute:
-        raise RateLimited(
-            "too many posts from this address: slow down", retry_after=ip_ttl if ip_ttl > 0 else 60
-        )
+        raise RateLimited("too many posts from this address: slow down", retry_after=ip_ttl if ip_ttl > 0 else 60)
     if exempt:
         return PostingCheck(limits, kind, exempt, new_account=False)
     if last_ttl and last_ttl > 0:

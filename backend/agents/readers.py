@@ -51,9 +51,7 @@ async def post(post_id: str) -> dict[str, Any]:
 
 
 async def categories() -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT name, slug, description FROM category WHERE NOT is_archived ORDER BY position, name"
-    )
+    rows = await db.fetch("SELECT name, slug, description FROM category WHERE NOT is_archived ORDER BY position, name")
     return [dict(r) for r in rows]
 
 

@@ -69,9 +69,7 @@ class AgentsController(Controller):
         limit: FromQuery[int | None] = None,
     ) -> Page:
         """Directive queue, newest first (admin)."""
-        items, next_cursor = await service.list_directives(
-            ctx, status=status, type_=type, cursor=cursor, limit=limit
-        )
+        items, next_cursor = await service.list_directives(ctx, status=status, type_=type, cursor=cursor, limit=limit)
         return Page(items=items, next_cursor=next_cursor)
 
     @post("/directives/{directive_id:str}/approve", status_code=HTTP_200_OK)

@@ -23,9 +23,7 @@ PACKAGES = (welcome_package,)
 
 
 def build_llm(settings: Settings) -> LLMProvider:
-    if settings.llm_provider == "offline" or (
-        settings.llm_provider == "auto" and not settings.anthropic_api_key
-    ):
+    if settings.llm_provider == "offline" or (settings.llm_provider == "auto" and not settings.anthropic_api_key):
         return OfflineProvider(max_tokens=settings.llm_max_tokens, delay_s=settings.llm_offline_delay_s)
     return provider_from_settings(
         settings.llm_provider,
@@ -50,9 +48,7 @@ class ThreadDraft:
         )
 
     async def delta(self, text: str) -> None:
-        await publish_draft_delta(
-            self.redis, self.tenant, self.thread_id, self.execution_id, text, ttl_s=self.ttl_s
-        )
+        await publish_draft_delta(self.redis, self.tenant, self.thread_id, self.execution_id, text, ttl_s=self.ttl_s)
 
     async def end(self, result: Mapping[str, Any] | None) -> None:
         post_id = str(result["post_id"]) if result and result.get("post_id") else None

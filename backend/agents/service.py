@@ -220,9 +220,7 @@ async def get_execution(ctx: RequestContext, execution_id: str) -> dict[str, Any
         " WHERE directive_id = $1 ORDER BY started_at",
         uuid.UUID(directive.id),
     )
-    outcome = await db.fetch(
-        "SELECT * FROM signal WHERE causation_id = $1 ORDER BY id", uuid.UUID(directive.id)
-    )
+    outcome = await db.fetch("SELECT * FROM signal WHERE causation_id = $1 ORDER BY id", uuid.UUID(directive.id))
     execution = dict(row)
     for key in ("context", "decision"):
         execution[key] = _json(execution[key])
@@ -256,9 +254,7 @@ async def replay(ctx: RequestContext, execution_id: str, *, dry_run: bool) -> di
     return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
 
 
-async def record_feedback(
-    ctx: RequestContext, post_id: str, *, helpful: bool, reason: str | None
-) -> dict[str, Any]:
+async def record_feedback(ctx: RequestContext, post_id: str, *, helpful: bool, reason: str | None) -> dict[str, Any]:
     ctx.require_role("member")
     user_id = ctx.require_user().user_id
     row = await db.fetchrow(

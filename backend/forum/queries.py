@@ -58,9 +58,7 @@ THREAD_SELECT = (
 
 def thread_out(row: Any) -> ThreadOut:
     author = (
-        AuthorOut(id=str(row["author_user_id"]), username=row["author_username"])
-        if row["author_user_id"]
-        else None
+        AuthorOut(id=str(row["author_user_id"]), username=row["author_username"]) if row["author_user_id"] else None
     )
     return ThreadOut(
         id=str(row["id"]),
@@ -136,13 +134,9 @@ def post_out(row: Any, *, can_see_hidden: bool, viewer: str | None) -> PostOut:
     if isinstance(citations, str):
         citations = msgspec.json.decode(citations)
     concealed = row["is_deleted"] or (row["is_hidden"] and not can_see_hidden)
-    is_author = (
-        viewer is not None and row["author_user_id"] is not None and str(row["author_user_id"]) == viewer
-    )
+    is_author = viewer is not None and row["author_user_id"] is not None and str(row["author_user_id"]) == viewer
     author = (
-        AuthorOut(id=str(row["author_user_id"]), username=row["author_username"])
-        if row["author_user_id"]
-        else None
+        AuthorOut(id=str(row["author_user_id"]), username=row["author_username"]) if row["author_user_id"] else None
     )
     return PostOut(
         id=str(row["id"]),
@@ -186,9 +180,7 @@ async def posts_of_thread(
         args += [after[0], after[1]]
         where += f" AND (p.created_at, p.id) > (${len(args) - 1}, ${len(args)})"
     args.append(limit)
-    rows = await db.fetch(
-        POST_SELECT + f" WHERE {where} ORDER BY p.created_at, p.id LIMIT ${len(args)}", *args
-    )
+    rows = await db.fetch(POST_SELECT + f" WHERE {where} ORDER BY p.created_at, p.id LIMIT ${len(args)}", *args)
     moderator = ctx.has_role("moderator")
     return [post_out(r, can_see_hidden=moderator, viewer=viewer) for r in rows]
 

@@ -45,9 +45,7 @@ class ForumController(Controller):
         return CategoryList(categories=await queries.list_categories(ctx))
 
     @post("/categories", status_code=HTTP_201_CREATED)
-    async def create_category(
-        self, ctx: Ctx, org: FromPath[str], data: JSONBody[CategoryIn]
-    ) -> CategoryEnvelope:
+    async def create_category(self, ctx: Ctx, org: FromPath[str], data: JSONBody[CategoryIn]) -> CategoryEnvelope:
         """Create a category (admin)."""
         return CategoryEnvelope(category=await service.create_category(ctx, data))
 
@@ -93,16 +91,12 @@ class ForumController(Controller):
         return await service.get_thread(ctx, ref, cursor=cursor, limit=limit)
 
     @post("/threads/{ref:str}/posts", status_code=HTTP_201_CREATED)
-    async def reply(
-        self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[ReplyIn]
-    ) -> PostEnvelope:
+    async def reply(self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[ReplyIn]) -> PostEnvelope:
         """Reply in a thread."""
         return PostEnvelope(post=await service.create_reply(ctx, ref, data.body, data.reply_to_post_id))
 
     @post("/threads/{ref:str}/solve", status_code=HTTP_200_OK)
-    async def solve(
-        self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[SolveIn]
-    ) -> ThreadOut:
+    async def solve(self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[SolveIn]) -> ThreadOut:
         """Mark a reply as the solution (thread author or moderator, Q&A categories)."""
         return await service.solve_thread(ctx, ref, data.post_id)
 

@@ -28,14 +28,13 @@ from backend.forum.schemas import (
 )
 from backend.forum.tables import Category, Post, Thread
 from backend.moderation.service import screen_post
+from backend.notifications.service import notify_for_post
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
 from engine import db
 from engine.ids import uuid7
 from engine.signals import emit
 
-AGENT_HANDLES = frozenset(
-    {"faq-agent", "welcome-agent", "summary-agent", "moderation-agent", "routing-agent"}
-)
+AGENT_HANDLES = frozenset({"faq-agent", "welcome-agent", "summary-agent", "moderation-agent", "routing-agent"})
 
 
 # --- small parsing helpers ----------------------------------------------------------------------------
@@ -74,9 +73,7 @@ async def create_category(ctx: RequestContext, data: CategoryIn) -> CategoryOut:
             updated_at=now,
         )
     )
-    await emit(
-        sig.CategoryCreated(category_id=str(category_id), slug=slug, name=data.name, qa_mode=data.qa_mode)
-    )
+    await emit(sig.CategoryCreated(category_id=str(category_id), slug=slug, name=data.name, qa_mode=data.qa_mode))
     row = await db.fetchrow(
         "SELECT c.*, NULL::uuid AS latest_id, NULL AS latest_title, NULL AS latest_slug,"
         " NULL::timestamptz AS latest_activity FROM category c WHERE id = $1",
@@ -144,6 +141,7 @@ async def _emit_post_created(
     reply_to: uuid.UUID | None,
     first: bool,
     body: str,
+    notify_reply_to: uuid.UUID | None = None,
 ) -> None:
     user_ids, agents = await _store_mentions(post_id, body)
     await emit(
@@ -166,6 +164,13 @@ async def _emit_post_created(
                 agent=agent, post_id=str(post_id), thread_id=str(thread_id), category_id=str(category_id)
             )
         )
+    await notify_for_post(
+        post_id=str(post_id),
+        thread_id=str(thread_id),
+        author_user_id=author,
+        mentioned_user_ids=user_ids,
+        reply_to_post_id=str(notify_reply_to or reply_to) if (notify_reply_to or reply_to) else None,
+    )
     await screen_post(provide_ctx(), post_id=post_id, thread_id=thread_id, category_id=category_id, body=body)
 
 
@@ -229,9 +234,7 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
     return thread, post
 
 
-async def create_reply(
-    ctx: RequestContext, thread_ref: str, body: str, reply_to_post_id: str | None
-) -> PostOut:
+async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to_post_id: str | None) -> PostOut:
     user_id = _require_writer(ctx)
     thread = await queries.thread_row(thread_ref)
     if thread["status"] != "open":
@@ -269,14 +272,15 @@ async def create_reply(
         reply_to=reply_to,
         first=False,
         body=body,
+        # a reply to nobody in particular answers the thread's opening post (its author is notified)
+        notify_reply_to=reply_to
+        or await db.fetchval("SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", thread["id"]),
     )
     await record_post(ctx, body, posting)
     return (await queries.posts_of_thread(ctx, thread["id"], post_ids=[post_id]))[0]
 
 
-async def get_thread(
-    ctx: RequestContext, thread_ref: str, *, cursor: str | None, limit: int | None
-) -> ThreadDetail:
+async def get_thread(ctx: RequestContext, thread_ref: str, *, cursor: str | None, limit: int | None) -> ThreadDetail:
     thread = await queries.thread_row(thread_ref)
     page = page_limit(limit, default=50)
     after: tuple[datetime, uuid.UUID] | None = None
@@ -385,9 +389,7 @@ async def delete_post(ctx: RequestContext, post_ref: str) -> None:
         "SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", row["thread_id"]
     )
     if first_post != row["id"]:
-        await db.execute(
-            "UPDATE thread SET reply_count = greatest(reply_count - 1, 0) WHERE id = $1", row["thread_id"]
-        )
+        await db.execute("UPDATE thread SET reply_count = greatest(reply_count - 1, 0) WHERE id = $1", row["thread_id"])
     await emit(
         sig.PostDeleted(
             post_id=str(row["id"]),
@@ -434,9 +436,7 @@ async def react(ctx: RequestContext, post_ref: str, reaction: str, *, add: bool)
                 added=add,
             )
         )
-    count = await db.fetchval(
-        "SELECT count(*) FROM reaction WHERE post_id = $1 AND type = $2", row["id"], reaction
-    )
+    count = await db.fetchval("SELECT count(*) FROM reaction WHERE post_id = $1 AND type = $2", row["id"], reaction)
     return int(count), add
 
 
@@ -501,8 +501,7 @@ async def create_agent_post(
     Runs in the directive runner's tenant transaction; a second call with the same key returns the
     first post and changes nothing."""
     existing = await db.fetchrow(
-        "SELECT p.id, t.category_id FROM post p JOIN thread t ON t.id = p.thread_id"
-        " WHERE p.idempotency_key = $1",
+        "SELECT p.id, t.category_id FROM post p JOIN thread t ON t.id = p.thread_id WHERE p.idempotency_key = $1",
         idempotency_key,
     )
     if existing is not None:
@@ -553,5 +552,12 @@ async def create_agent_post(
             mentioned_user_ids=[],
             mentioned_agents=[],
         )
+    )
+    await notify_for_post(
+        post_id=str(post_id),
+        thread_id=str(thread["id"]),
+        author_user_id=None,
+        author_agent_id=agent_handle,
+        reply_to_post_id=str(reply_to) if reply_to else None,
     )
     return str(post_id), str(thread["category_id"]), True

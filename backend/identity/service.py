@@ -161,8 +161,7 @@ async def me(user_id: str) -> MeOut:
     return MeOut(
         user=user_out(dict(row)),
         orgs=[
-            OrgMembershipOut(slug=o["slug"], name=o["name"], role=o["role"], visibility=o["visibility"])
-            for o in orgs
+            OrgMembershipOut(slug=o["slug"], name=o["name"], role=o["role"], visibility=o["visibility"]) for o in orgs
         ],
     )
 

@@ -146,8 +146,7 @@ async def screen_post(
     if not screening.enabled:
         return None
     author = await db.fetchrow(
-        "SELECT p.role, u.created_at FROM post p LEFT JOIN users u ON u.id = p.author_user_id"
-        " WHERE p.id = $1",
+        "SELECT p.role, u.created_at FROM post p LEFT JOIN users u ON u.id = p.author_user_id WHERE p.id = $1",
         post_id,
     )
     if author is None or author["role"] != "human" or author["created_at"] is None:
@@ -357,9 +356,7 @@ LIMIT $4
 """
 
 
-async def list_queue(
-    ctx: RequestContext, *, status: QueueStatus, cursor: str | None, limit: int | None
-) -> QueuePage:
+async def list_queue(ctx: RequestContext, *, status: QueueStatus, cursor: str | None, limit: int | None) -> QueuePage:
     """Flagged posts, most recently flagged first, each with its flags of `status` (moderators)."""
     ctx.require_role("moderator")
     page = 30 if limit is None else limit
@@ -406,9 +403,7 @@ async def list_queue(
                 flag_count=r["flag_count"],
                 reasons=sorted({f.reason for f in post_flags}),
                 flaggers=list(
-                    dict.fromkeys(
-                        f.flagger.username if f.flagger else f.flagger_agent_id or "?" for f in post_flags
-                    )
+                    dict.fromkeys(f.flagger.username if f.flagger else f.flagger_agent_id or "?" for f in post_flags)
                 ),
                 latest_flag_at=r["latest_at"],
                 flags=post_flags,
@@ -470,9 +465,7 @@ async def resolve_flag(ctx: RequestContext, flag_ref: str, data: ResolveIn) -> R
     )
     if action == "close_thread" and thread_status == "open":
         thread_status = "closed"
-        await db.execute(
-            "UPDATE thread SET status = 'closed', updated_at = $2 WHERE id = $1", post["thread_id"], now
-        )
+        await db.execute("UPDATE thread SET status = 'closed', updated_at = $2 WHERE id = $1", post["thread_id"], now)
         await emit(
             sig.ThreadClosed(
                 thread_id=str(post["thread_id"]), category_id=str(post["category_id"]), closed_by=moderator_id

@@ -107,9 +107,7 @@ async def notify_for_post(
     """
     recipients: dict[str, NotificationKind] = {}
     if reply_to_post_id:
-        replied_to = await db.fetchval(
-            "SELECT author_user_id FROM post WHERE id = $1", uuid.UUID(reply_to_post_id)
-        )
+        replied_to = await db.fetchval("SELECT author_user_id FROM post WHERE id = $1", uuid.UUID(reply_to_post_id))
         if replied_to is not None:
             recipients[str(replied_to)] = "reply"
     for user_id in mentioned_user_ids:
@@ -130,9 +128,7 @@ async def notify_agent_escalation(
 ) -> list[str]:
     """An agent hands a thread to humans (experts, moderators): one notification each."""
     recipients: dict[str, NotificationKind] = {str(uuid.UUID(u)): "agent_escalation" for u in user_ids}
-    return await _create(
-        recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id
-    )
+    return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
 
 
 _LIST_SQL = """
@@ -160,9 +156,7 @@ async def list_notifications(
         raise Invalid("invalid cursor", field="cursor") from None
     user = uuid.UUID(principal.user_id)
     rows = await db.fetch(_LIST_SQL, user, before, unread_only, limit + 1)
-    unread = await db.fetchval(
-        "SELECT count(*) FROM notification WHERE user_id = $1 AND read_at IS NULL", user
-    )
+    unread = await db.fetchval("SELECT count(*) FROM notification WHERE user_id = $1 AND read_at IS NULL", user)
     items = [
         NotificationOut(
             id=str(r["id"]),

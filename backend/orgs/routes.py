@@ -30,14 +30,10 @@ class OrgController(Controller):
         return MemberEnvelope(member=await service.join_org(ctx))
 
     @post("/{org:str}/members")
-    async def add_member(
-        self, ctx: Ctx, org: FromPath[str], data: JSONBody[MemberIn]
-    ) -> Response[MemberEnvelope]:
+    async def add_member(self, ctx: Ctx, org: FromPath[str], data: JSONBody[MemberIn]) -> Response[MemberEnvelope]:
         """Add a member (201) or change a member's role (200). Admin only."""
         member, created = await service.add_member(ctx, data)
-        return Response(
-            MemberEnvelope(member=member), status_code=HTTP_201_CREATED if created else HTTP_200_OK
-        )
+        return Response(MemberEnvelope(member=member), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @post("/{org:str}/tokens", status_code=HTTP_201_CREATED)
     async def create_token(self, ctx: Ctx, org: FromPath[str], data: JSONBody[TokenIn]) -> TokenOut:

@@ -7,9 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Slug = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9](?:[a-z0-9_]{0,48}[a-z0-9])?$")
-]
+Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9](?:[a-z0-9_]{0,48}[a-z0-9])?$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 RoleName = Literal["member", "moderator", "admin"]
 Scope = Literal["read", "write", "moderate", "admin"]

@@ -107,9 +107,7 @@ async def add_member(ctx: RequestContext, data: MemberIn) -> tuple[MemberOut, bo
     ctx.require_role("admin")
     org = ctx.require_org()
     actor = ctx.require_user()
-    user = await db.fetchrow(
-        "SELECT id, username FROM users WHERE lower(username) = lower($1)", data.username
-    )
+    user = await db.fetchrow("SELECT id, username FROM users WHERE lower(username) = lower($1)", data.username)
     if user is None:
         raise NotFound(f"no user named {data.username!r}")
     user_id = str(user["id"])
@@ -123,9 +121,7 @@ async def add_member(ctx: RequestContext, data: MemberIn) -> tuple[MemberOut, bo
             user["id"],
             data.role,
         )
-        await emit(
-            MemberAdded(user_id=user_id, username=user["username"], role=data.role, added_by=actor.user_id)
-        )
+        await emit(MemberAdded(user_id=user_id, username=user["username"], role=data.role, added_by=actor.user_id))
         return MemberOut(user_id=user_id, username=user["username"], role=data.role), True
     if current == "admin" and user_id == actor.user_id:
         admins = await db.fetchval(
@@ -165,9 +161,7 @@ async def join_org(ctx: RequestContext) -> MemberOut:
         uuid.UUID(principal.user_id),
     )
     await emit(
-        MemberAdded(
-            user_id=principal.user_id, username=principal.username, role="member", added_by=principal.user_id
-        )
+        MemberAdded(user_id=principal.user_id, username=principal.username, role="member", added_by=principal.user_id)
     )
     return MemberOut(user_id=principal.user_id, username=principal.username, role="member")
 
@@ -180,8 +174,7 @@ async def create_token(ctx: RequestContext, data: TokenIn) -> TokenOut:
     token_id = uuid7()
     scopes = sorted(set(data.scopes))
     await db.execute(
-        "INSERT INTO api_tokens (id, org_id, name, token_hash, scopes, created_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_tokens (id, org_id, name, token_hash, scopes, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
         token_id,
         uuid.UUID(org.id),
         data.name,
@@ -189,7 +182,5 @@ async def create_token(ctx: RequestContext, data: TokenIn) -> TokenOut:
         scopes,
         uuid.UUID(principal.user_id),
     )
-    await emit(
-        TokenCreated(token_id=str(token_id), name=data.name, scopes=scopes, created_by=principal.user_id)
-    )
+    await emit(TokenCreated(token_id=str(token_id), name=data.name, scopes=scopes, created_by=principal.user_id))
     return TokenOut(id=str(token_id), name=data.name, scopes=scopes, org=org.slug, token=token)

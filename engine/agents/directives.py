@@ -138,9 +138,7 @@ async def _insert(
     )
     if row is not None:
         return row_to_directive(row), True
-    existing = await db.fetchrow(
-        "SELECT * FROM directive WHERE idempotency_key = $1", request.idempotency_key
-    )
+    existing = await db.fetchrow("SELECT * FROM directive WHERE idempotency_key = $1", request.idempotency_key)
     assert existing is not None
     return row_to_directive(existing), False
 

@@ -13,9 +13,7 @@ from engine.llm import LLMProvider
 class DirectiveHandler(Protocol):
     """Applies a directive's side effect inside the runner's transaction (tenant scope open)."""
 
-    async def __call__(
-        self, directive: DirectiveView, decision: Decision, execution_id: str
-    ) -> dict[str, Any]: ...
+    async def __call__(self, directive: DirectiveView, decision: Decision, execution_id: str) -> dict[str, Any]: ...
 
 
 class DraftStream(Protocol):

@@ -120,9 +120,7 @@ class SignalRouter:
                 next_start, entries = reply[0], reply[1]  # Redis 6.2 replies with 2 items, 7 with 3
                 for entry_id, fields in entries:
                     if await self._delivered_too_often(key, entry_id):
-                        log.error(
-                            "router: giving up on %s %s after %d deliveries", key, entry_id, MAX_DELIVERIES
-                        )
+                        log.error("router: giving up on %s %s after %d deliveries", key, entry_id, MAX_DELIVERIES)
                         await self.redis.xack(key, GROUP, entry_id)
                         continue
                     await self.process(key, entry_id, fields)
@@ -176,9 +174,7 @@ class SignalRouter:
                     refusal = await self._over_limit(manifest.name, ctx.config, manifest.rate_limit_per_hour)
                     if refusal:
                         await emit(
-                            DirectiveRefused(
-                                directive_id="", type=request.type, package=manifest.name, reason=refusal
-                            )
+                            DirectiveRefused(directive_id="", type=request.type, package=manifest.name, reason=refusal)
                         )
                         continue
                     row, is_new = await request_directive(

@@ -95,9 +95,7 @@ def _agent_context(package: str, correlation_id: str, directive_id: str) -> Sign
 
 
 async def _usage_today(package: str) -> float:
-    value = await db.fetchval(
-        "SELECT cost_usd FROM agent_usage WHERE day = current_date AND package = $1", package
-    )
+    value = await db.fetchval("SELECT cost_usd FROM agent_usage WHERE day = current_date AND package = $1", package)
     return float(value or 0)
 
 
@@ -115,16 +113,12 @@ async def run_directive(
     *,
     heartbeat: Heartbeat | None = None,
 ) -> RunOutcome:
-    sys_ctx = SignalContext(
-        actor_type="system", actor_id="runner", source="job", correlation_id=str(uuid.uuid4())
-    )
+    sys_ctx = SignalContext(actor_type="system", actor_id="runner", source="job", correlation_id=str(uuid.uuid4()))
     # 1. claim: one execution row per attempt
     async with tenant_work(redis, streams, tenant, sys_ctx):
         directive = await get_directive(directive_id, lock=True)
         if directive is None:
-            return RunOutcome(
-                directive_id=directive_id, execution_id=None, status="skipped", error="not found"
-            )
+            return RunOutcome(directive_id=directive_id, execution_id=None, status="skipped", error="not found")
         if directive.status not in RUNNABLE:
             return RunOutcome(
                 directive_id=directive_id,
@@ -134,9 +128,7 @@ async def run_directive(
             )
         package_name = directive.package or ""
         package = runtime.packages.get(package_name)
-        installation = await db.fetchrow(
-            "SELECT enabled, config FROM installation WHERE package = $1", package_name
-        )
+        installation = await db.fetchrow("SELECT enabled, config FROM installation WHERE package = $1", package_name)
         attempt = directive.attempts + 1
         execution_id = str(uuid7())
         await db.execute(
@@ -188,9 +180,7 @@ async def run_directive(
             if await _usage_today(package_name) >= cap:
                 refusal = f"daily cost cap of ${cap:.2f} reached for {package_name}"
             elif await _org_usage_today() >= runtime.limits.daily_cost_cap_usd:
-                refusal = (
-                    f"this org's daily agent cost cap of ${runtime.limits.daily_cost_cap_usd:.2f} is reached"
-                )
+                refusal = f"this org's daily agent cost cap of ${runtime.limits.daily_cost_cap_usd:.2f} is reached"
         view = directive.view(attempt)
         config = merged_config(package, installation["config"]) if package and installation else {}
     if refusal is not None:
@@ -405,18 +395,14 @@ async def replay_execution(
     """Re-run the package on an execution's recorded input. A dry run records the decision it would
     make now and changes nothing; a real replay goes through the directive's handler, whose idempotency
     key makes a second effect impossible."""
-    sys_ctx = SignalContext(
-        actor_type="user", actor_id=replayed_by, source="web", correlation_id=str(uuid.uuid4())
-    )
+    sys_ctx = SignalContext(actor_type="user", actor_id=replayed_by, source="web", correlation_id=str(uuid.uuid4()))
     async with tenant_work(redis, streams, tenant, sys_ctx):
         original = await db.fetchrow("SELECT * FROM execution WHERE id = $1", uuid.UUID(execution_id))
         if original is None:
             raise LookupError("execution not found")
         directive = await get_directive(str(original["directive_id"]))
         assert directive is not None
-        installation = await db.fetchrow(
-            "SELECT config FROM installation WHERE package = $1", directive.package
-        )
+        installation = await db.fetchrow("SELECT config FROM installation WHERE package = $1", directive.package)
     package = runtime.packages.get(directive.package or "")
     if package is None:
         raise LookupError(f"package {directive.package!r} is not available")

@@ -87,9 +87,7 @@ class AnthropicProvider:
 
     async def generate(self, request: LLMRequest, on_delta: DeltaCallback | None = None) -> LLMResult:
         messages: list[MessageParam] = [
-            {"role": "user", "content": m.content}
-            if m.role == "user"
-            else {"role": "assistant", "content": m.content}
+            {"role": "user", "content": m.content} if m.role == "user" else {"role": "assistant", "content": m.content}
             for m in request.messages
         ]
         extra_body = {"temperature": request.temperature} if self.send_temperature else None
@@ -155,12 +153,7 @@ class AnthropicProvider:
                 message += f" (request-id {exc.request_id})"
             message = redact(message, self._secrets)
             fields = {**common, "status_code": status, "error_type": error_type}
-            if (
-                status < 400
-                or status >= 500
-                or status in _RETRYABLE_STATUSES
-                or (error_type in _RETRYABLE_TYPES)
-            ):
+            if status < 400 or status >= 500 or status in _RETRYABLE_STATUSES or (error_type in _RETRYABLE_TYPES):
                 return LLMUnavailable(message, **fields)
             return LLMRejected(message, **fields)
         if isinstance(exc, anthropic.APIResponseValidationError):

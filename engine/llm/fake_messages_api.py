@@ -417,9 +417,7 @@ class FakeMessagesAPI:
         await event("ping", {"type": "ping"})
         for sent in range(len(deltas) + 1):
             if script.fail_after_deltas is not None and sent == script.fail_after_deltas:
-                await event(
-                    "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-                )
+                await event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
                 return True

@@ -55,7 +55,5 @@ def cost_of(model: str, usage: LLMUsage) -> Cost:
     price = price_for(model)
     if price is None:
         return Cost(0.0, known=False)
-    usd = (
-        usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-    ) / 1_000_000
+    usd = (usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok) / 1_000_000
     return Cost(usd, known=True)

@@ -22,11 +22,12 @@ from engine.ids import uuid7
 from engine.signals import emit
 from engine.tenancy import current_tenant
 
+# By slug: engine-driven work (the agent runner) knows its tenant by slug only.
 _READERS_SQL = """
-SELECT u.id FROM users u
-WHERE u.id = ANY($1::uuid[])
-  AND (EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = $2)
-       OR EXISTS (SELECT 1 FROM orgs o WHERE o.id = $2 AND o.visibility = 'public'))
+SELECT u.id FROM users u, orgs o
+WHERE u.id = ANY($1::uuid[]) AND o.slug = $2
+  AND (o.visibility = 'public'
+       OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = o.id))
 """
 
 _INSERT_SQL = """
@@ -45,7 +46,7 @@ async def _readers(user_ids: Sequence[str]) -> set[str]:
     """Of `user_ids`, those who may read this org (members, or anyone for a public org)."""
     if not user_ids:
         return set()
-    rows = await db.fetch(_READERS_SQL, [uuid.UUID(u) for u in user_ids], uuid.UUID(current_tenant().org_id))
+    rows = await db.fetch(_READERS_SQL, [uuid.UUID(u) for u in user_ids], current_tenant().slug)
     return {str(r["id"]) for r in rows}
 
 

@@ -1,5 +1,6 @@
 # FleetPrompt Forum. `make dev` runs it, `make test` tests it (see README).
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# the first interpreter that actually runs and is 3.11 or 3.12 (pyenv shims may exist without working)
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do $$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13)' >/dev/null 2>&1 && command -v $$p && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp

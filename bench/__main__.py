@@ -12,6 +12,7 @@ BENCHMARKS = {
     "search": "search p50/p99 over a large org through the HTTP API vs the same SQL run raw",
     "fanout": "websocket fan-out: commit→receive latency, deliveries/s, memory per connection vs a bare"
     " Litestar websocket broadcast fed by Redis pub/sub",
+    "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",
     "agents": "signal → directive → execution start latency (offline provider) vs bare XADD → SAQ job start",
 }
 

@@ -15,6 +15,7 @@ mistune's own ``#harmful-link`` rewrite of ``javascript:`` links is left as a se
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from html import escape
 from html.parser import HTMLParser
 from typing import Any, Final
@@ -176,8 +177,10 @@ def sanitize_html(html: str) -> str:
     return _CLEANER.clean(escape(out, quote=False))
 
 
+@lru_cache(maxsize=128)
 def render_markdown(body: str) -> str:
-    """Render user markdown to safe HTML."""
+    """Render user markdown to safe HTML. Pure, so memoized: one write renders the same body for the
+    post, the link limit and the spam screen."""
     return sanitize_html(str(_MARKDOWN(body)))
 
 

@@ -22,11 +22,11 @@ class EmbeddedPostgres:
     _server: Any = field(default=None, repr=False)
 
     def start(self) -> str:
-        import pgserver  # imported lazily: only the embedded mode needs it
-
         self.datadir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" on servers and CI
             warnings.simplefilter("ignore")
+            import pgserver  # imported lazily: only the embedded mode needs it
+
             self._server = pgserver.get_server(self.datadir, cleanup_mode=None)
         uri: str = self._server.get_uri()
         return uri

@@ -5,6 +5,7 @@ settings. Moderators and admins are exempt from the per-user limits, not from th
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from backend.content import count_links
 from backend.context import RequestContext
 from backend.errors import ApiError, Conflict, RateLimited, Unprocessable
 from engine import db
+from engine.tenancy import current_tenant
 
 Kind = Literal["thread", "reply"]
 
@@ -25,16 +27,27 @@ class PayloadTooLarge(ApiError):
     status_code = 413
 
 
+# Read on every post (limits, spam screen): cached per tenant for a few seconds in this process;
+# saving invalidates this process's copy, other nodes see a change within the TTL.
+_SETTINGS_TTL_S = 5.0
+_settings_cache: dict[str, tuple[float, ForumSettings]] = {}
+
+
 async def load_forum_settings() -> ForumSettings:
+    tenant = current_tenant().slug
+    cached = _settings_cache.get(tenant)
+    if cached is not None and time.monotonic() - cached[0] < _SETTINGS_TTL_S:
+        return cached[1]
     raw = await db.fetchval("SELECT settings FROM forum_settings")
-    if raw is None:
-        return ForumSettings()
-    data = msgspec.json.decode(raw) if isinstance(raw, str) else raw
-    return msgspec.convert(data, ForumSettings)
+    data = (msgspec.json.decode(raw) if isinstance(raw, str) else raw) if raw is not None else {}
+    settings = msgspec.convert(data, ForumSettings)
+    _settings_cache[tenant] = (time.monotonic(), settings)
+    return settings
 
 
 async def save_forum_settings(ctx: RequestContext, settings: ForumSettings) -> ForumSettings:
     ctx.require_role("admin")
+    _settings_cache.pop(current_tenant().slug, None)
     await db.execute(
         "UPDATE forum_settings SET settings = $1::jsonb, updated_at = now()",
         msgspec.json.encode(settings).decode(),

@@ -132,6 +132,20 @@ async def _insert_post(
     return post_id, html
 
 
+async def _count_reply(thread_id: uuid.UUID, category_id: uuid.UUID, now: datetime) -> None:
+    """One more reply in the thread and its category, in one statement (atomic increments: concurrent
+    replies never lose a count)."""
+    await db.execute(
+        "WITH t AS (UPDATE thread SET reply_count = reply_count + 1,"
+        " last_activity_at = greatest(last_activity_at, $3), updated_at = $3 WHERE id = $1)"
+        " UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $3)"
+        " WHERE id = $2",
+        thread_id,
+        category_id,
+        now,
+    )
+
+
 async def _emit_post_created(
     *,
     post_id: uuid.UUID,
@@ -252,18 +266,7 @@ async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to
     post_id, _ = await _insert_post(
         thread_id=thread["id"], author_user_id=uuid.UUID(user_id), body=body, reply_to=reply_to, now=now
     )
-    await db.execute(
-        "UPDATE thread SET reply_count = reply_count + 1, last_activity_at = greatest(last_activity_at, $2),"
-        " updated_at = $2 WHERE id = $1",
-        thread["id"],
-        now,
-    )
-    await db.execute(
-        "UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $2)"
-        " WHERE id = $1",
-        thread["category_id"],
-        now,
-    )
+    await _count_reply(thread["id"], thread["category_id"], now)
     await _emit_post_created(
         post_id=post_id,
         thread_id=thread["id"],
@@ -527,18 +530,7 @@ async def create_agent_post(
             updated_at=now,
         )
     )
-    await db.execute(
-        "UPDATE thread SET reply_count = reply_count + 1, last_activity_at = greatest(last_activity_at, $2),"
-        " updated_at = $2 WHERE id = $1",
-        thread["id"],
-        now,
-    )
-    await db.execute(
-        "UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $2)"
-        " WHERE id = $1",
-        thread["category_id"],
-        now,
-    )
+    await _count_reply(thread["id"], thread["category_id"], now)
     await emit(
         sig.PostCreated(
             post_id=str(post_id),

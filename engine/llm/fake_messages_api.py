@@ -9,7 +9,7 @@ otherwise. The key is accepted from `x-api-key` or `Authorization: Bearer`; anyt
 Behaviour is scripted with `Script` (normal reply, per-token delay, a mid-stream `error` event, a hang,
 an HTTP error status before streaming). Every request received is recorded as a `ReceivedRequest`.
 
-    with FakeMessagesAPI(api_key="sk-ant-test-…") as server:
+    with FakeMessagesAPI(api_key="test-key") as server:
         server.script = Script(text="Hello there.", fail_after_deltas=1)
         client = AsyncAnthropic(api_key=…, base_url=server.base_url, max_retries=0)
 """

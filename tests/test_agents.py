@@ -127,19 +127,24 @@ async def test_disabled_package_receives_nothing(app, make_client, pool):
     assert await pool.fetchval(f'SELECT count(*) FROM "org_{org["slug"]}".directive') == 0
 
 
-class GreedyAgent:
-    """A test package that asks for a directive its manifest does not declare."""
-
-    manifest = PackageManifest(
-        name="greedy_test_agent",
+def _test_manifest(name: str, handle: str) -> PackageManifest:
+    """A test package that consumes new posts and may request only `forum.post.create`."""
+    return PackageManifest(
+        name=name,
         version="0",
         title="t",
         description="t",
-        agent_handle="greedy-agent",
+        agent_handle=handle,
         consumes=("forum.post.created",),
         directives=("forum.post.create",),
         permissions=("read_forum",),
     )
+
+
+class GreedyAgent:
+    """A test package that asks for a directive its manifest does not declare."""
+
+    manifest = _test_manifest("greedy_test_agent", "greedy-agent")
 
     async def plan(self, signal, ctx):
         return [
@@ -244,16 +249,7 @@ async def test_daily_cost_cap_stops_execution(app, make_client, pool):
 class EchoAgent:
     """Replies to every post, agents' included: the router must stop it from looping."""
 
-    manifest = PackageManifest(
-        name="echo_test_agent",
-        version="0",
-        title="t",
-        description="t",
-        agent_handle="echo-agent",
-        consumes=("forum.post.created",),
-        directives=("forum.post.create",),
-        permissions=("read_forum",),
-    )
+    manifest = _test_manifest("echo_test_agent", "echo-agent")
 
     async def plan(self, signal, ctx):
         return [

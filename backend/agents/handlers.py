@@ -30,6 +30,18 @@ def make_post_create_handler(runtime: AgentRuntime) -> Any:
             model=runtime.llm.model,
             citations=[msgspec.to_builtins(c) for c in decision.citations],
         )
+        if created and directive.type == "forum.thread.summarize":
+            await emit(
+                sig.AgentSummaryGenerated(
+                    agent=handle,
+                    package=package.manifest.name,
+                    post_id=post_id,
+                    thread_id=directive.payload["thread_id"],
+                    category_id=category_id,
+                    directive_id=directive.id,
+                    summary_version=int(directive.payload.get("summary_version", 0)),
+                )
+            )
         if created:
             await emit(
                 sig.AgentResponded(

@@ -55,11 +55,33 @@ async def categories() -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def thread_reply_count(thread_id: str) -> int:
+    n: int = await db.fetchval("SELECT reply_count FROM thread WHERE id = $1", uuid.UUID(thread_id)) or 0
+    return n
+
+
+async def thread_posts(thread_id: str, limit: int = 200) -> dict[str, Any]:
+    """A thread's title and its visible posts, oldest first (at most `limit`)."""
+    title = await db.fetchval("SELECT title FROM thread WHERE id = $1", uuid.UUID(thread_id))
+    if title is None:
+        raise LookupError("thread not found")
+    rows = await db.fetch(
+        "SELECT p.content_markdown, coalesce(u.username, p.author_agent_id) AS author FROM post p"
+        " LEFT JOIN users u ON u.id = p.author_user_id WHERE p.thread_id = $1 AND NOT p.is_deleted"
+        " AND NOT p.is_hidden AND p.role = 'human' ORDER BY p.created_at, p.id LIMIT $2",
+        uuid.UUID(thread_id),
+        limit,
+    )
+    return {"title": title, "posts": [{"author": r["author"], "body": r["content_markdown"]} for r in rows]}
+
+
 QUERIES: dict[str, Callable[..., Awaitable[Any]]] = {
     "forum.user_post_count": user_post_count,
     "forum.user": user,
     "forum.post": post,
     "forum.categories": categories,
+    "forum.thread_reply_count": thread_reply_count,
+    "forum.thread_posts": thread_posts,
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.agents import service
 from backend.agents.schemas import (
@@ -91,6 +91,11 @@ class AgentsController(Controller):
     ) -> dict[str, Any]:
         """Re-run on the recorded input: a dry run changes nothing; a real one never duplicates an effect."""
         return await service.replay(ctx, execution_id, dry_run=data.dry_run)
+
+    @post("/threads/{ref:str}/summary", status_code=HTTP_202_ACCEPTED)
+    async def summary(self, ctx: Ctx, org: FromPath[str], ref: FromPath[str]) -> dict[str, Any]:
+        """Ask the summary agent for a TL;DR of this thread; 202 with the directive id."""
+        return await service.request_summary(ctx, ref)
 
     @post("/posts/{post_id:str}/feedback", status_code=HTTP_200_OK)
     async def feedback(

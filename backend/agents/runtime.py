@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from agent_packages.forum_summary_agent import package as summary_package
 from agent_packages.forum_welcome_agent import package as welcome_package
 from backend.agents.handlers import make_post_create_handler
 from backend.agents.readers import reader_for
@@ -19,7 +20,9 @@ from engine.llm import LLMProvider, OfflineProvider, provider_from_settings
 from realtime.drafts import publish_draft_delta, publish_draft_end
 
 # Every package this deployment offers; installations per org choose among them.
-PACKAGES = (welcome_package,)
+PACKAGES = (welcome_package, summary_package)
+# Directive types that end in an agent post in the directive's thread (streamed as a draft first).
+POSTING_DIRECTIVES = ("forum.post.create", "forum.thread.summarize")
 
 
 def build_llm(settings: Settings) -> LLMProvider:
@@ -69,11 +72,13 @@ def build_runtime(
     )
     for package in PACKAGES:
         runtime.add_package(package)
-    runtime.add_handler("forum.post.create", make_post_create_handler(runtime))
+    post_handler = make_post_create_handler(runtime)
+    for directive_type in POSTING_DIRECTIVES:
+        runtime.add_handler(directive_type, post_handler)
 
     def drafts(tenant: str, directive: DirectiveView, execution_id: str) -> DraftStream | None:
         thread_id = directive.payload.get("thread_id")
-        if directive.type != "forum.post.create" or not thread_id:
+        if directive.type not in POSTING_DIRECTIVES or not thread_id:
             return None
         return ThreadDraft(redis, tenant, str(thread_id), execution_id, settings.ws_draft_ttl_s)
 

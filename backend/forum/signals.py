@@ -173,3 +173,14 @@ class AgentFeedbackRecorded(SignalPayload, frozen=True, kw_only=True):
     agent: str
     user_id: str
     helpful: bool
+
+
+@signal_type("forum.agent.summary.generated")
+class AgentSummaryGenerated(SignalPayload, frozen=True, kw_only=True):
+    agent: str
+    package: str
+    post_id: str
+    thread_id: str
+    category_id: str
+    directive_id: str
+    summary_version: int

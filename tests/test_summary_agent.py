@@ -1,0 +1,83 @@
+"""The summary agent: on request (202 with the directive, idempotent while the thread is unchanged) and
+every N replies, a TL;DR written as an agent post through the directive path."""
+
+from __future__ import annotations
+
+from engine.agents.runner import run_directive
+from tests.factories import create_org, register_and_login
+from tests.test_agents import _last_signal, _router
+
+SUMMARY = "forum_summary_agent"
+
+
+async def _thread_with_replies(make_client, replies: int):
+    admin = make_client()
+    await register_and_login(admin)
+    org = await create_org(admin, visibility="public")
+    base = f"/api/v1/o/{org['slug']}"
+    assert (await admin.post(f"{base}/categories", json={"name": "General"})).status_code == 201
+    assert (await admin.put(f"{base}/settings", json={"posting": {"enabled": False}})).status_code == 200
+    r = await admin.post(
+        f"{base}/threads",
+        json={
+            "category": "general",
+            "title": "Which yeast for a cold lager?",
+            "body": "My basement stays at 10 degrees. Which lager yeast works at that temperature?",
+        },
+    )
+    thread = r.json()["thread"]
+    answers = [
+        "Saflager W-34/70 ferments cleanly at 10 degrees and is very forgiving.",
+        "I agree, W-34/70 is the usual choice; pitch two packets for a cold lager.",
+        "Diamond lager yeast also works well at 10 degrees if you cannot find W-34/70.",
+    ]
+    for i in range(replies):
+        r = await admin.post(f"{base}/threads/{thread['id']}/posts", json={"body": answers[i % len(answers)]})
+        assert r.status_code == 201, r.text
+    return admin, org, base, thread
+
+
+async def test_summary_needs_the_agent_enabled(app, make_client, pool):
+    admin, org, base, thread = await _thread_with_replies(make_client, 1)
+    r = await admin.post(f"{base}/threads/{thread['id']}/summary")
+    assert r.status_code == 409 and "not enabled" in r.json()["detail"]
+    assert await pool.fetchval(f'SELECT count(*) FROM "org_{org["slug"]}".directive') == 0
+    anonymous = make_client(ip="192.0.2.200")
+    assert (await anonymous.post(f"{base}/threads/{thread['id']}/summary")).status_code == 401
+
+
+async def test_summary_on_request_is_idempotent_and_posts_a_tldr(app, make_client, pool):
+    admin, org, base, thread = await _thread_with_replies(make_client, 3)
+    r = await admin.put(f"{base}/agents/{SUMMARY}", json={"enabled": True, "config": {"every_replies": 0}})
+    assert r.status_code == 200, r.text
+    first = await admin.post(f"{base}/threads/{thread['id']}/summary")
+    assert first.status_code == 202, first.text
+    again = await admin.post(f"{base}/threads/{thread['id']}/summary")
+    assert again.json()["directive_id"] == first.json()["directive_id"] and not again.json()["created"]
+    assert (await admin.post(f"{base}/threads/not-a-thread/summary")).status_code == 404
+
+    services = app.state.services
+    outcome = await run_directive(
+        services.agents, services.redis, services.streams, org["slug"], first.json()["directive_id"]
+    )
+    assert outcome.status == "succeeded", outcome.error
+    posts = (await admin.get(f"{base}/threads/{thread['id']}")).json()["posts"]
+    [summary] = [p for p in posts if p["role"] == "agent"]
+    assert summary["author_agent_id"] == "summary-agent" and "TL;DR" in summary["html"]
+    assert "W-34/70" in summary["html"]  # extractive: it quotes what the thread agreed on
+    generated = await _last_signal(pool, org["slug"], "forum.agent.summary.generated")
+    assert generated.payload["post_id"] == summary["id"] and generated.payload["summary_version"] == 3
+
+
+async def test_summary_every_n_replies(app, make_client, pool):
+    admin, org, base, thread = await _thread_with_replies(make_client, 0)
+    r = await admin.put(f"{base}/agents/{SUMMARY}", json={"enabled": True, "config": {"every_replies": 2}})
+    assert r.status_code == 200
+    router = _router(app)
+    created = []
+    for body in ("First answer: use W-34/70.", "Second answer: pitch two packets."):
+        r = await admin.post(f"{base}/threads/{thread['id']}/posts", json={"body": body})
+        assert r.status_code == 201
+        created += await router.route(await _last_signal(pool, org["slug"], "forum.post.created"))
+    assert [d.type for d in created] == ["forum.thread.summarize"]  # after the 2nd reply, not the 1st
+    assert created[0].idempotency_key.endswith(f":{thread['id']}:2")

@@ -28,9 +28,9 @@ from saq.queue.redis import RedisQueue
 
 from bench.harness import (
     FORUM,
-    ServerProcess,
     Servers,
-    free_port,
+    forum_env,
+    forum_web,
     percentile,
     print_table,
     progress,
@@ -51,16 +51,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _env(infra: Servers) -> dict[str, str]:
-    return {
-        "FORUM_DATABASE_URL": infra.database_url,
-        "FORUM_REDIS_URL": infra.redis_url,
-        "FORUM_SECRET_KEY": secrets.token_hex(16),
-        "FORUM_DATA_DIR": str(infra.workdir / "data"),
-        "FORUM_LOG_LEVEL": "WARNING",
-        "FORUM_LLM_PROVIDER": "offline",
-        "FORUM_REGISTER_MAX_PER_IP": "100000",
-        "FORUM_AGENT_MAX_DIRECTIVES_PER_HOUR": "100000",
-    }
+    return forum_env(
+        infra,
+        FORUM_LLM_PROVIDER="offline",
+        FORUM_REGISTER_MAX_PER_IP="100000",
+        FORUM_AGENT_MAX_DIRECTIVES_PER_HOUR="100000",
+    )
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -84,13 +80,7 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
 
 async def _bench(infra: Servers, newcomers: int, rate: float) -> dict[str, Any]:
     env = _env(infra)
-    web = ServerProcess(
-        "forum web",
-        [str(FORUM), "web", "--port", str(port := free_port())],
-        env,
-        port,
-        infra.workdir / "web.log",
-    )
+    web = forum_web(infra, env, "web.log")
     with running(web):
         progress("starting forum worker")
         worker = start_worker(env, infra.workdir / "worker.log")

@@ -23,10 +23,9 @@ import websockets
 from redis.asyncio import Redis
 
 from bench.harness import (
-    FORUM,
-    ServerProcess,
     Servers,
-    free_port,
+    forum_env,
+    forum_web,
     percentile,
     print_table,
     progress,
@@ -90,15 +89,9 @@ async def _bench(infra: Servers, tokens: int, pace_s: float) -> dict[str, Any]:
     from engine.relay import StreamConfig
     from engine.signals import row_to_signal
 
-    env = {
-        "FORUM_DATABASE_URL": infra.database_url,
-        "FORUM_REDIS_URL": infra.redis_url,
-        "FORUM_SECRET_KEY": secrets.token_hex(16),
-        "FORUM_DATA_DIR": str(infra.workdir / "data"),
-        "FORUM_LOG_LEVEL": "WARNING",
-    }
-    port = free_port()
-    web = ServerProcess("forum web", [str(FORUM), "web", "--port", str(port)], env, port, infra.workdir / "web.log")
+    env = forum_env(infra)
+    web = forum_web(infra, env, "web.log")
+    port = web.port
     with running(web):
         slug, thread_id, cookies = await _setup(web.base_url)
         settings = load_settings(env)

@@ -213,3 +213,23 @@ def write_json(name: str, payload: dict[str, object], enabled: bool = True) -> P
     path.write_text(json.dumps({**meta, **payload}, indent=2, default=str) + "\n")
     print(f"  results written to {path.relative_to(ROOT)}", flush=True)
     return path
+
+
+def forum_env(infra: Servers, **overrides: str) -> dict[str, str]:
+    """The environment of a `forum` process on the benchmark's servers (FORUM_* overrides on top)."""
+    return {
+        "FORUM_DATABASE_URL": infra.database_url,
+        "FORUM_REDIS_URL": infra.redis_url,
+        "FORUM_SECRET_KEY": secrets.token_hex(16),
+        "FORUM_DATA_DIR": str(infra.workdir / "data"),
+        "FORUM_LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
+def forum_web(infra: Servers, env: dict[str, str] | None = None, log_name: str = "forum-web.log") -> ServerProcess:
+    """`forum web` on a free port, ready once /healthz answers."""
+    port = free_port()
+    return ServerProcess(
+        "forum web", [str(FORUM), "web", "--port", str(port)], env or forum_env(infra), port, infra.workdir / log_name
+    )

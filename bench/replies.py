@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 
 from bench.harness import (
-    FORUM,
     ServerProcess,
     Servers,
+    forum_web,
     free_port,
     median,
     percentile,
@@ -144,19 +144,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 async def measure(infra: Servers, requests: int, warmup: int, rounds: int, concurrency: int) -> dict[str, Any]:
-    ours = ServerProcess(
-        name="forum web",
-        argv=[str(FORUM), "web", "--port", str(port := free_port())],
-        env={
-            "FORUM_DATABASE_URL": infra.database_url,
-            "FORUM_REDIS_URL": infra.redis_url,
-            "FORUM_SECRET_KEY": secrets.token_hex(16),
-            "FORUM_DATA_DIR": str(infra.workdir / "data"),
-            "FORUM_LOG_LEVEL": "WARNING",
-        },
-        port=port,
-        log_path=infra.workdir / "forum-web.log",
-    )
+    ours = forum_web(infra)
     baseline = ServerProcess(
         name="baseline app",
         argv=[sys.executable, "-m", "bench.baseline_app", "--port", str(port := free_port())],

@@ -32,10 +32,8 @@ from backend.orgs.service import create_org, find_org
 from backend.search.service import HEADLINE_OPTIONS, search_sql
 from backend.settings import load_settings
 from bench.harness import (
-    FORUM,
-    ServerProcess,
     Servers,
-    free_port,
+    forum_web,
     median,
     percentile,
     print_table,
@@ -317,19 +315,7 @@ def run(args: argparse.Namespace) -> None:
 async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[str, Any]:
     progress(f"building an org with {posts:,} posts")
     org, admin = await build_org(infra, posts)
-    web = ServerProcess(
-        name="forum web",
-        argv=[str(FORUM), "web", "--port", str(port := free_port())],
-        env={
-            "FORUM_DATABASE_URL": infra.database_url,
-            "FORUM_REDIS_URL": infra.redis_url,
-            "FORUM_SECRET_KEY": secrets.token_hex(16),
-            "FORUM_DATA_DIR": str(infra.workdir / "data"),
-            "FORUM_LOG_LEVEL": "WARNING",
-        },
-        port=port,
-        log_path=infra.workdir / "forum-web.log",
-    )
+    web = forum_web(infra)
     schema = schema_for(org)
     with running(web):
         token = await read_token(web.base_url, org, admin)

@@ -315,3 +315,32 @@ async def test_agents_do_not_trigger_themselves_or_chain_without_end(app, make_c
         assert await router.route(deeper) == []  # …but the chain stops at the configured depth
     finally:
         del runtime.packages[EchoAgent.manifest.name]
+
+
+async def test_signal_explorer_and_directive_queue_filter_and_page(app, make_client, pool):
+    admin, org, base = await _forum_with_agent(make_client)
+    await _newbie_posts(make_client, org, base)
+    await _router(app).route(await _last_signal(pool, org["slug"], "forum.post.created"))
+    schema = f'"org_{org["slug"]}"'
+    total = await pool.fetchval(f"SELECT count(*) FROM {schema}.signal")
+    seen, cursor = [], None
+    while True:  # two per page, newest first, every signal exactly once
+        r = await admin.get(f"{base}/signals", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == total == len(set(seen)) and seen == sorted(seen, reverse=True)
+    forum = (await admin.get(f"{base}/signals", params={"type": "forum.*"})).json()["items"]
+    assert forum and all(s["type"].startswith("forum.") for s in forum)
+    created = (await admin.get(f"{base}/signals", params={"type": "forum.thread.created"})).json()["items"]
+    assert [s["type"] for s in created] == ["forum.thread.created"]
+    chain = (await admin.get(f"{base}/signals", params={"correlation_id": created[0]["correlation_id"]})).json()
+    assert {s["type"] for s in chain["items"]} >= {"forum.thread.created", "forum.post.created"}
+    pending = (await admin.get(f"{base}/directives", params={"status": "pending"})).json()["items"]
+    assert [d["type"] for d in pending] == ["forum.post.create"]
+    assert (await admin.get(f"{base}/directives", params={"status": "succeeded"})).json()["items"] == []
+    assert (await admin.get(f"{base}/directives", params={"status": "bogus"})).status_code == 400
+    assert (await admin.get(f"{base}/signals", params={"cursor": "not-a-cursor"})).status_code == 400

@@ -121,68 +121,53 @@ def signal_out(row: Any) -> SignalOut:
     )
 
 
-async def list_signals(
-    ctx: RequestContext,
-    *,
-    type_: str | None,
-    correlation_id: str | None,
-    cursor: str | None,
-    limit: int | None,
-) -> tuple[list[SignalOut], str | None]:
-    ctx.require_role("admin")
+async def _newest_first(
+    table: str, filters: list[tuple[str, Any]], cursor: str | None, limit: int | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `table` (a fixed name, never user input) matching `filters` — (SQL condition with `$?`,
+    value) pairs — newest first by time-ordered id, with an opaque cursor."""
     before, page = _page_args(cursor, limit)
-    args: list[Any] = []
-    where = []
-    if type_:
-        args.append(type_.rstrip("*") + "%" if type_.endswith("*") else type_)
-        where.append(f"type {'LIKE' if type_.endswith('*') else '='} ${len(args)}")
-    if correlation_id:
-        args.append(parse_uuid(correlation_id, "correlation"))
-        where.append(f"correlation_id = ${len(args)}")
-    if before:
-        args.append(before)
-        where.append(f"id < ${len(args)}")
-    args.append(page + 1)
+    if before is not None:
+        filters = [*filters, ("id < $?", before)]
+    args = [value for _, value in filters]
+    where = [condition.replace("$?", f"${n}") for n, (condition, _) in enumerate(filters, start=1)]
     rows = await db.fetch(
-        "SELECT * FROM signal"
+        f"SELECT * FROM {table}"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY id DESC LIMIT ${len(args)}",
+        + f" ORDER BY id DESC LIMIT ${len(args) + 1}",
         *args,
+        page + 1,
     )
     more = len(rows) > page
     rows = rows[:page]
-    return [signal_out(r) for r in rows], encode_cursor(rows[-1]["id"]) if more else None
+    return rows, encode_cursor(rows[-1]["id"]) if more else None
+
+
+async def list_signals(
+    ctx: RequestContext, *, type_: str | None, correlation_id: str | None, cursor: str | None, limit: int | None
+) -> tuple[list[SignalOut], str | None]:
+    ctx.require_role("admin")
+    filters: list[tuple[str, Any]] = []
+    if type_:
+        prefix = type_.endswith("*")
+        filters.append(("type LIKE $?" if prefix else "type = $?", type_.rstrip("*") + "%" if prefix else type_))
+    if correlation_id:
+        filters.append(("correlation_id = $?", parse_uuid(correlation_id, "correlation")))
+    rows, next_cursor = await _newest_first("signal", filters, cursor, limit)
+    return [signal_out(r) for r in rows], next_cursor
 
 
 async def list_directives(
     ctx: RequestContext, *, status: str | None, type_: str | None, cursor: str | None, limit: int | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     ctx.require_role("admin")
-    before, page = _page_args(cursor, limit)
-    args: list[Any] = []
-    where = []
+    filters: list[tuple[str, Any]] = []
     if status:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
+        filters.append(("status = $?", status))
     if type_:
-        args.append(type_)
-        where.append(f"type = ${len(args)}")
-    if before:
-        args.append(before)
-        where.append(f"id < ${len(args)}")
-    args.append(page + 1)
-    rows = await db.fetch(
-        "SELECT * FROM directive"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY id DESC LIMIT ${len(args)}",
-        *args,
-    )
-    more = len(rows) > page
-    rows = rows[:page]
-    return (
-        [msgspec.to_builtins(directive_store.row_to_directive(r)) for r in rows],
-        encode_cursor(rows[-1]["id"]) if more else None,
-    )
+        filters.append(("type = $?", type_))
+    rows, next_cursor = await _newest_first("directive", filters, cursor, limit)
+    return [msgspec.to_builtins(directive_store.row_to_directive(r)) for r in rows], next_cursor
 
 
 async def decide(ctx: RequestContext, directive_id: str, *, approve: bool) -> dict[str, Any]:

@@ -21,11 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--rounds", type=int, help="A/B rounds (default: replies 4, search 3; quick 1)")
+    parser.add_argument("--rounds", type=int, help="A/B rounds (default: replies 4, search 3, fanout 3; quick 1)")
     parser.add_argument("--requests", type=int, help="replies: requests per side over all rounds (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="replies: concurrent clients (default 16)")
     parser.add_argument("--posts", type=int, help="search: posts to generate (default 100000)")
-    parser.add_argument("--sockets", help="fanout: comma-separated socket counts (default 100,1000)")
+    parser.add_argument("--sockets", help="fanout: comma-separated socket counts (default 100,1000,5000)")
+    parser.add_argument(
+        "--max-busy-deliveries", type=float, help="fanout: cap on a busy thread's deliveries/s (default 20,000)"
+    )
     parser.add_argument("--rate", type=float, help="fanout: writes per second (default 20)")
     parser.add_argument("--duration", type=float, help="fanout: seconds of steady writes (default 5)")
     parser.add_argument("--burst", type=int, help="fanout: writes in the burst phase (default 50)")

@@ -4,11 +4,16 @@ Fast path: the boundary calls `publish_committed_signals` right after its commit
 `sweep_outbox` publishes outbox rows that the fast path left behind (a crash or a Redis outage between
 commit and XADD). Both go through one Lua script that XADDs only if the signal's publish marker is
 new, so a signal published by the fast path and then swept (or swept twice) reaches the stream once.
+
+Stream entry fields: `id`, `tenant`, `type`, `data` (the signal as JSON) and `committed`, the Unix
+time the fast path saw its transaction commit (empty from the sweeper): XADD time minus it is the
+relay's lag, and the fan-out benchmark measures commit→receive from it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -27,11 +32,11 @@ log = logging.getLogger("forum.relay")
 
 MARKER_TTL_S = 7 * 24 * 3600
 
-# KEYS[1] stream, KEYS[2] publish marker. ARGV: maxlen, marker ttl, id, tenant, type, data.
+# KEYS[1] stream, KEYS[2] publish marker. ARGV: maxlen, marker ttl, id, tenant, type, data, committed.
 _PUBLISH_LUA = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-                    'id', ARGV[3], 'tenant', ARGV[4], 'type', ARGV[5], 'data', ARGV[6])
+                    'id', ARGV[3], 'tenant', ARGV[4], 'type', ARGV[5], 'data', ARGV[6], 'committed', ARGV[7])
 end
 return false
 """
@@ -59,10 +64,13 @@ class StreamConfig:
 _ENCODER = msgspec.json.Encoder()
 
 
-async def _xadd_once(redis: Redis, streams: StreamConfig, signals: Sequence[Signal]) -> int:
+async def _xadd_once(
+    redis: Redis, streams: StreamConfig, signals: Sequence[Signal], committed_at: float | None = None
+) -> int:
     """Run the publish script for each signal in one round trip; return how many were new."""
     if not signals:
         return 0
+    committed = f"{committed_at:.6f}" if committed_at is not None else ""
     script = redis.register_script(_PUBLISH_LUA)
     async with redis.pipeline(transaction=False) as pipe:
         for signal in signals:
@@ -76,6 +84,7 @@ async def _xadd_once(redis: Redis, streams: StreamConfig, signals: Sequence[Sign
                     signal.tenant,
                     signal.type,
                     _ENCODER.encode(signal),
+                    committed,
                 ],
                 client=pipe,
             )
@@ -92,8 +101,9 @@ async def publish_committed_signals(
     """
     if not signals:
         return 0
+    committed_at = time.time()
     try:
-        published = await _xadd_once(redis, streams, signals)
+        published = await _xadd_once(redis, streams, signals, committed_at)
     except (RedisError, OSError) as exc:
         log.warning("relay: %d signal(s) left for the sweeper (%s)", len(signals), type(exc).__name__)
         return 0

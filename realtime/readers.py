@@ -25,12 +25,22 @@ _BACKOFF_MAX_S = 2.0
 class PartitionReader:
     """Reads `stream_key` from its tail (as of start) onward and dispatches every entry to the hub."""
 
-    def __init__(self, redis: Redis, stream_key: str, hub: Hub, *, block_ms: int = 2000, count: int = 500):
+    def __init__(
+        self,
+        redis: Redis,
+        stream_key: str,
+        hub: Hub,
+        *,
+        block_ms: int = 2000,
+        count: int = 500,
+        batch_deliveries: int = 4096,
+    ):
         self.redis = redis
         self.stream_key = stream_key
         self.hub = hub
         self.block_ms = block_ms
         self.count = count
+        self.batch_deliveries = batch_deliveries
         self.last_id: str | None = None  # concrete id: never "$" after the first read
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -54,15 +64,7 @@ class PartitionReader:
                 )
                 backoff = _BACKOFF_START_S
                 for _key, entries in reply or []:
-                    for raw_id, fields in entries:
-                        self.last_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-                        try:
-                            self.hub.dispatch_entry(raw_id, fields)
-                        except Exception:
-                            log.exception("realtime: dispatching %s failed", self.last_id)
-                        # Let the sockets' senders drain between entries: a burst must not overflow the
-                        # bounded queues of clients that keep up.
-                        await asyncio.sleep(0)
+                    await self._dispatch(entries)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # RedisError/OSError mostly; never let the reader die
@@ -77,6 +79,23 @@ class PartitionReader:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    async def _dispatch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Dispatch in batches of about `batch_deliveries` socket deliveries, giving the loop a turn
+        between batches (the sends of a batch run on this task: a long one would stall the node)."""
+        hub, i = self.hub, 0
+        while i < len(entries):
+            start = hub.delivered
+            with hub.batch():
+                while i < len(entries) and hub.delivered - start < self.batch_deliveries:
+                    raw_id, fields = entries[i]
+                    i += 1
+                    self.last_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                    try:
+                        hub.dispatch_entry(raw_id, fields)
+                    except Exception:
+                        log.exception("realtime: dispatching %s failed", self.last_id)
+            await asyncio.sleep(0)
 
 
 class DraftListener:

@@ -110,9 +110,13 @@ async def serve_socket(rt: Realtime, socket: WebSocket[Any, Any, Any], identity:
         await _close(socket, CLOSE_TOO_MANY_CONNECTIONS, refused)
         return
     sub = rt.hub.connect(identity.tenant, identity.user_id, identity.ip)
+    send = socket.send
+    sub.attach(
+        lambda text: send({"type": "websocket.send", "text": text, "bytes": None}),
+        gone=(WebSocketDisconnect, OSError, RuntimeError),  # RuntimeError: a send after the close
+    )
     session = _Session(rt, socket, sub, identity)
     tasks = [
-        asyncio.create_task(session.send_loop()),
         asyncio.create_task(session.receive_loop()),
         asyncio.create_task(sub.killed.wait()),
     ]
@@ -126,8 +130,9 @@ async def serve_socket(rt: Realtime, socket: WebSocket[Any, Any, Any], identity:
                 log.error("realtime: session failed", exc_info=result)
                 sub.kill(1011, "internal error")
         rt.hub.disconnect(sub)
+        await sub.detach()
         rt.limiter.release(identity.user_id, identity.ip)
-    if not session.peer_gone:
+    if not (session.peer_gone or sub.peer_gone):
         await _close(socket, sub.close_code, sub.close_reason)
 
 
@@ -140,17 +145,6 @@ class _Session:
         self.peer_gone = False
         self._window_start = time.monotonic()
         self._window_ops = 0
-
-    async def send_loop(self) -> None:
-        sub, send = self.sub, self.socket.send
-        try:
-            while True:
-                text = await sub.queue.get()
-                sub.send_started = time.monotonic()
-                await send({"type": "websocket.send", "text": text, "bytes": None})
-                sub.send_started = 0.0
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            self.peer_gone = True
 
     async def receive_loop(self) -> None:
         limit = self.rt.config.max_message_bytes
@@ -239,7 +233,7 @@ class _Session:
                 else:
                     for stream_id, text in replay.messages:
                         if state.admit(stream_id, None, 0):
-                            await sub.queue.put(text)  # backpressure: this socket's task only
+                            await sub.put(text)  # backpressure: this socket's task only
                             replayed += 1
             if is_thread:
                 with contextlib.suppress(RedisError, OSError):

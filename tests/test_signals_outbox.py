@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,6 +149,8 @@ async def test_org_creation_emits_signals_with_full_metadata_published_once(clie
     entries = [f for _i, f in await redis.xrange(key) if f[b"id"] == str(stored[0]["id"]).encode()]
     envelope = msgspec.json.decode(entries[0][b"data"], type=Signal)
     assert envelope.tenant == slug and envelope.type == "org.created" and entries[0][b"tenant"] == slug.encode()
+    # ... and when the fast path saw it commit: after the signal occurred, before now.
+    assert envelope.occurred_at.timestamp() <= float(entries[0][b"committed"]) <= time.time()
     assert envelope.correlation_id == correlation and envelope.actor_id == user["id"]
     assert decode_payload(envelope).slug == slug
     # A sweep finds nothing left to publish for this org.

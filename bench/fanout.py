@@ -1,17 +1,19 @@
 """Fan-out: commit→receive latency and deliveries/s of the websocket layer, against a minimal baseline.
 
 For each N in --sockets and each scenario:
-- busy: all N sockets subscribe to one thread; every write reaches all of them;
+- busy: all N sockets subscribe to one thread; every write reaches all of them (at most
+  --max-busy-deliveries per second: the thread's write rate is min(--rate, that / N));
 - quiet: N sockets each on its own thread; writes go round-robin, each reaches one socket.
-Writes go through the signal path at a fixed rate (--rate per second for --duration seconds): a
-transaction that emits `forum.post.created` into the tenant's outbox, commit, then the relay's
-`publish_committed_signals`; t0 is taken right after COMMIT, so the latency is commit→receive. Then a
-burst (--burst signals in one transaction) measures deliveries/s at saturation (busy only).
+Fixed-rate phase: replies through the HTTP API (POST /threads/{id}/posts with a bearer token), each
+started on schedule; a write's t0 is the commit time the web node's relay wrote into the stream entry,
+so the latency is commit→receive. Then a burst (--burst signals committed in one transaction through
+emit → outbox → relay) measures deliveries/s at saturation (busy only). The rounds alternate ours and
+the baseline; latencies are pooled over the rounds, rates are their median.
 Baseline: `bench.fanout_baseline` (Litestar websockets fed by Redis PUBLISH, no auth/tenancy/
-persistence); t0 just before PUBLISH. Same client code for both. Memory per idle connection: the
-server's RSS delta over the N connected, subscribed sockets divided by N.
+persistence); t0 just before PUBLISH. The clients are `bench.wsclient` in a process of their own (the
+same for both). Memory per idle connection: a fresh server's RSS delta over max(N) subscribed sockets.
 
-`python -m bench.fanout --sockets 100,1000` (add 5000 where the machine allows).
+`python -m bench.fanout --sockets 100,1000,5000 --rounds 3`.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ class Run:
     received: int = 0
     rate_deliveries_per_s: float = 0.0
     burst_deliveries_per_s: float | None = None
-    kb_per_connection: float = 0.0
     connect_s: float = 0.0
     cpu_us_per_delivery: float = 0.0  # server CPU (user+system) in the fixed-rate phase / deliveries
 
@@ -86,7 +87,6 @@ class Run:
             received=sum(r.received for r in runs),
             rate_deliveries_per_s=median([r.rate_deliveries_per_s for r in runs]),
             burst_deliveries_per_s=median(bursts) if bursts else None,
-            kb_per_connection=median([r.kb_per_connection for r in runs]),
             connect_s=median([r.connect_s for r in runs]),
             cpu_us_per_delivery=median([r.cpu_us_per_delivery for r in runs]),
         )
@@ -105,7 +105,6 @@ class Run:
             max(lat),
             self.rate_deliveries_per_s,
             self.burst_deliveries_per_s if self.burst_deliveries_per_s is not None else "-",
-            self.kb_per_connection,
             self.cpu_us_per_delivery,
             f"{self.received}/{self.expected}",
         ]
@@ -270,12 +269,10 @@ async def measure(
     assert target.process.proc is not None
     pid = target.process.proc.pid
     channels = [f"thread:{threads[0]}"] * n if scenario == "busy" else [f"thread:{t}" for t in threads[:n]]
-    before = rss_kb(pid)
     started = time.monotonic()
     await clients.open(target.ws_url, channels)
     run.connect_s = time.monotonic() - started
     await asyncio.sleep(1.0)
-    run.kb_per_connection = max(0, rss_kb(pid) - before) / n
     # Warm-up write (connections, scripts, statement caches), not counted.
     await target.write(threads[0] if scenario == "busy" else threads[n - 1])
     await asyncio.sleep(0.5)
@@ -306,6 +303,21 @@ async def measure(
     await clients.close()
     await asyncio.sleep(0.5)
     return run
+
+
+async def memory_per_connection(clients: ClientPool, target: Target, n: int, threads: list[str]) -> float:
+    """KB of server RSS per idle subscribed socket: N sockets, each on its own thread, opened on a
+    server that has not served any socket yet (RSS does not shrink after sockets close, so later
+    rounds would measure reused memory)."""
+    assert target.process.proc is not None
+    pid = target.process.proc.pid
+    before = rss_kb(pid)
+    await clients.open(target.ws_url, [f"thread:{t}" for t in threads[:n]])
+    await asyncio.sleep(1.0)
+    kb = max(0, rss_kb(pid) - before) / n
+    await clients.close()
+    await asyncio.sleep(0.5)
+    return kb
 
 
 async def _setup(base_url: str) -> tuple[OrgRef, str, str]:
@@ -354,6 +366,7 @@ async def _run_all(
     burst: int,
     rounds: int,
     max_busy_deliveries: float,
+    memory: dict[str, float],
 ) -> list[Run]:
     await db.connect(srv.database_url, min_size=1, max_size=4)
     redis = Redis.from_url(srv.redis_url)
@@ -375,6 +388,9 @@ async def _run_all(
         runs: list[Run] = []
         clients = ClientPool()
         try:
+            for target in (ours, base):
+                progress(f"{target.name}: memory of {max(sizes)} idle sockets")
+                memory[target.name] = await memory_per_connection(clients, target, max(sizes), threads)
             for n in sizes:
                 for scenario in ("busy", "quiet"):
                     # One busy thread of N sockets gets at most `max_busy_deliveries` deliveries/s.
@@ -442,7 +458,10 @@ def run(args: argparse.Namespace) -> None:
             srv.workdir / "baseline.log",
         )
         with running(ours_proc, base_proc):
-            runs = asyncio.run(_run_all(srv, ours_proc, base_proc, sizes, rate, duration, burst, rounds, max_busy))
+            memory: dict[str, float] = {}
+            runs = asyncio.run(
+                _run_all(srv, ours_proc, base_proc, sizes, rate, duration, burst, rounds, max_busy, memory)
+            )
     header = [
         "sockets scenario",
         "impl",
@@ -451,7 +470,6 @@ def run(args: argparse.Namespace) -> None:
         "max ms",
         "deliv/s (rate)",
         "deliv/s (burst)",
-        "KB/conn",
         "CPU us/deliv",
         "received",
     ]
@@ -474,7 +492,6 @@ def run(args: argparse.Namespace) -> None:
                 p99_x,
                 rate_x,
                 burst_x if burst_x is not None else "-",
-                ours.kb_per_connection / base.kb_per_connection if base.kb_per_connection else "-",
             ]
         )
         goals.append([ours.case, "p99 within 2x baseline", "met" if p99_x <= 2 else "MISSED"])
@@ -491,10 +508,18 @@ def run(args: argparse.Namespace) -> None:
     )
     print_table(
         "ours / baseline",
-        ["case", "p50 x", "p99 x", "deliv/s (rate) x", "deliv/s (burst) x", "mem/conn x"],
+        ["case", "p50 x", "p99 x", "deliv/s (rate) x", "deliv/s (burst) x"],
         ratios,
     )
     print_table("goals (issue 4)", ["case", "goal", "result"], goals)
+    print_table(
+        f"server memory per idle subscribed socket ({max(sizes)} sockets, fresh process)",
+        ["impl", "KB/conn", "x baseline"],
+        [
+            ["ours", memory["ours"], memory["ours"] / max(1e-9, memory["baseline"])],
+            ["baseline", memory["baseline"], 1.0],
+        ],
+    )
     write_json(
         "fanout",
         {
@@ -503,6 +528,7 @@ def run(args: argparse.Namespace) -> None:
             "burst": burst,
             "rounds": rounds,
             "max_busy_deliveries": max_busy,
+            "kb_per_idle_connection": memory,
             "runs": [
                 {
                     "impl": r.impl,
@@ -514,7 +540,6 @@ def run(args: argparse.Namespace) -> None:
                     "max_ms": max(r.latencies_ms) if r.latencies_ms else None,
                     "rate_deliveries_per_s": r.rate_deliveries_per_s,
                     "burst_deliveries_per_s": r.burst_deliveries_per_s,
-                    "kb_per_connection": r.kb_per_connection,
                     "cpu_us_per_delivery": r.cpu_us_per_delivery,
                     "received": r.received,
                     "expected": r.expected,

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,7 @@ class Subscriber:
     """One websocket on this node."""
 
     __slots__ = (
+        "_blocked",
         "_drainer",
         "_gone",
         "_held",
@@ -131,9 +132,10 @@ class Subscriber:
         self.peer_gone = False  # a send failed: the connection is gone, no close frame to send
         self.send_started = 0.0  # monotonic time the blocked send began; 0 when none is blocked
         self._send: SendText | None = None
-        self._held: list[str] | None = None  # pushed during a `Hub.batch`, sent when it ends
+        self._held: list[str] | None = None  # pushed during a `Hub.batch`, sent when it releases us
         self._gone: tuple[type[BaseException], ...] = (OSError,)
         self._drainer: asyncio.Task[None] | None = None  # owns sending while a send is blocked
+        self._blocked: Generator[Any, None, None] | None = None  # the half-run send it resumes
 
     def attach(self, send: SendText, gone: tuple[type[BaseException], ...] = (OSError,)) -> None:
         """Start sending through `send`, whose exceptions of the types in `gone` mean the peer has
@@ -150,6 +152,9 @@ class Subscriber:
         if drainer is not None:
             drainer.cancel()
             await asyncio.wait({drainer})
+        blocked, self._blocked = self._blocked, None
+        if blocked is not None:  # the drainer was cancelled before it took the send over
+            blocked.close()
 
     def deliver(self, channel: str, stream_id: StreamId | None, execution_id: str | None, seq: int, text: str) -> None:
         state = self.channels.get(channel)
@@ -168,12 +173,13 @@ class Subscriber:
         """Send `text` now if the socket is idle, else queue it behind the blocked send; never waits."""
         if self.killed.is_set():
             return
-        held = self.hub._holding
-        if held is not None:  # inside a batch: hold it, so this socket's messages go out back to back
-            if self._held is None:
-                self._held = []
-                held.append(self)
+        if self._held is not None:  # waiting for its batch's release: keep the order
             self._held.append(text)
+            return
+        holding = self.hub._holding
+        if holding is not None:  # inside a batch: hold it, so this socket's messages go out back to back
+            self._held = [text]
+            holding.append(self)
             return
         if self._send is None or self._drainer is not None:
             if len(self.backlog) >= self.hub.limits.queue_size:
@@ -190,12 +196,14 @@ class Subscriber:
             self._send_failed(exc)
             return
         self.send_started = time.monotonic()
+        self._blocked = step
         self._drainer = asyncio.create_task(self._drain(step, yielded))
 
-    def _release(self) -> None:
+    def _release(self) -> int:
         held, self._held = self._held, None
         for text in held or ():
             self.push(text)
+        return len(held or ())
 
     async def put(self, text: str) -> None:
         """`push`, but wait (in the caller's task) while the backlog is half full rather than overflow
@@ -207,6 +215,7 @@ class Subscriber:
     async def _drain(self, blocked: Generator[Any, None, None] | None, yielded: Any) -> None:
         try:
             if blocked is not None:
+                self._blocked = None  # ours now: `_resume` finishes or cancels it
                 await _resume(blocked, yielded)
             while self.backlog and self._send is not None:
                 text = self.backlog.popleft()
@@ -308,21 +317,27 @@ class Hub:
 
     # --- fan-out -----------------------------------------------------------------------------------
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Dispatch several entries, then send each socket its share back to back: the client reads
-        them in one go (one wake-up instead of one per entry). Keep batches short (a few thousand
-        deliveries): sending waits for the end of the batch."""
-        if self._holding is not None:
+    @asynccontextmanager
+    async def batch(self, release_chunk: int = 4096) -> AsyncIterator[None]:
+        """Dispatch several entries in the body (which must not await), then send each socket its
+        share back to back: its client reads them in one go, one wake-up instead of one per entry.
+        The sends go out in chunks of about `release_chunk` messages with a turn of the loop between
+        chunks; a socket still waiting for its turn keeps its later messages behind the held ones."""
+        if self._holding is not None:  # nested: the outer batch releases
             yield
             return
-        self._holding = []
+        holding: list[Subscriber] = []
+        self._holding = holding
         try:
             yield
         finally:
-            holding, self._holding = self._holding, None
-            for sub in holding:
-                sub._release()
+            self._holding = None
+        sent = 0
+        for sub in holding:
+            sent += sub._release()
+            if sent >= release_chunk:
+                sent = 0
+                await asyncio.sleep(0)
 
     def dispatch_entry(self, stream_id: str | bytes, fields: dict[bytes, bytes]) -> None:
         """One stream entry (fields id, tenant, type, data) from a partition reader."""

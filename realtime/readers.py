@@ -33,7 +33,7 @@ class PartitionReader:
         *,
         block_ms: int = 2000,
         count: int = 500,
-        batch_deliveries: int = 4096,
+        batch_deliveries: int = 65_536,
     ):
         self.redis = redis
         self.stream_key = stream_key
@@ -81,12 +81,11 @@ class PartitionReader:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
 
     async def _dispatch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Dispatch in batches of about `batch_deliveries` socket deliveries, giving the loop a turn
-        between batches (the sends of a batch run on this task: a long one would stall the node)."""
+        """Dispatch in batches of about `batch_deliveries` socket deliveries (see `Hub.batch`)."""
         hub, i = self.hub, 0
         while i < len(entries):
             start = hub.delivered
-            with hub.batch():
+            async with hub.batch():
                 while i < len(entries) and hub.delivered - start < self.batch_deliveries:
                     raw_id, fields = entries[i]
                     i += 1

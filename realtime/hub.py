@@ -145,8 +145,9 @@ class Subscriber:
             self._drainer = asyncio.create_task(self._drain(None, None))
 
     async def detach(self) -> None:
-        """Stop sending: cancel a blocked send and drop the backlog."""
+        """Stop sending: cancel a blocked send and drop the backlog; later pushes are ignored."""
         self._send = None
+        self.killed.set()  # the session is over (its close code stays as it is)
         self.backlog.clear()
         drainer, self._drainer = self._drainer, None
         if drainer is not None:

@@ -32,3 +32,12 @@ def test_quick_benchmarks_print_their_figures():
     assert re.search(rf"ours \(forum API\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+0\s*$", out, re.M), out
     for side in ("ours (HTTP API)", "raw SQL (asyncpg)", "ours / raw"):
         assert re.search(rf"{re.escape(side)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out), out
+    # fanout: both sides measured, every delivery received, memory per socket for both
+    for impl in ("ours", "baseline"):
+        for case in ("100 busy @20/s", "100 quiet @20/s"):
+            row = re.search(
+                rf"^\s*{re.escape(case)}\s+{impl}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}.*\s(\d+)/(\d+)\s*$", out, re.M
+            )
+            assert row and row.group(1) == row.group(2) != "0", out
+        assert re.search(rf"^\s*{impl}\s+{NUMBER}\s+{NUMBER}\s*$", out, re.M), out
+    assert "goals (issue 4)" in out

@@ -106,6 +106,7 @@ class Run:
             self.rate_deliveries_per_s,
             self.burst_deliveries_per_s if self.burst_deliveries_per_s is not None else "-",
             self.cpu_us_per_delivery,
+            self.sockets / self.connect_s if self.connect_s else "-",
             f"{self.received}/{self.expected}",
         ]
 
@@ -471,6 +472,7 @@ def run(args: argparse.Namespace) -> None:
         "deliv/s (rate)",
         "deliv/s (burst)",
         "CPU us/deliv",
+        "connects/s",
         "received",
     ]
     rows: list[list[object]] = []

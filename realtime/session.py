@@ -1,4 +1,5 @@
-"""One websocket session: limits, the op loop (subscribe/unsubscribe/ping), resume, and the sender.
+"""One websocket session: limits, the op loop (subscribe/unsubscribe/ping) and resume. Sending is the
+hub's `Subscriber` (attached to the socket's ASGI send here).
 
 The composition root authenticates the socket and resolves its org first, then calls `serve_socket`
 with a `SocketIdentity` and a `ChannelAuthorizer`; realtime never decides who may see what.

@@ -333,12 +333,17 @@ class Hub:
             yield
         finally:
             self._holding = None
-        sent = 0
-        for sub in holding:
-            sent += sub._release()
-            if sent >= release_chunk:
-                sent = 0
-                await asyncio.sleep(0)
+        i = sent = 0
+        try:
+            while i < len(holding):
+                sent += holding[i]._release()
+                i += 1
+                if sent >= release_chunk:
+                    sent = 0
+                    await asyncio.sleep(0)
+        finally:  # cancelled mid-release (shutdown): nobody may be left holding
+            for sub in holding[i:]:
+                sub._release()
 
     def dispatch_entry(self, stream_id: str | bytes, fields: dict[bytes, bytes]) -> None:
         """One stream entry (fields id, tenant, type, data) from a partition reader."""

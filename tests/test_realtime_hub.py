@@ -200,3 +200,27 @@ async def test_a_send_that_only_yields_a_turn_is_finished_too() -> None:
     assert sent == []
     await turns()
     assert sent == ["a", "b"]
+
+
+async def test_a_batch_cancelled_mid_release_releases_everyone_at_once() -> None:
+    hub = Hub(lambda _signal: [], HubLimits(queue_size=64))
+    log: list[tuple[str, str]] = []
+    subs = []
+    for name in ("a", "b", "c"):
+        sub = hub.connect("t", name, "ip")
+        sub.attach(Socket(log, name).send)
+        subs.append(sub)
+
+    async def batch() -> None:
+        async with hub.batch(release_chunk=1):
+            for sub in subs:
+                sub.push("1")
+
+    releasing = asyncio.create_task(batch())
+    await asyncio.sleep(0)  # "a" released, then the batch yields
+    releasing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await releasing
+    assert sorted(log) == [("a", "1"), ("b", "1"), ("c", "1")]
+    subs[1].push("2")  # nobody is left holding: sent at once
+    assert log[-1] == ("b", "2")

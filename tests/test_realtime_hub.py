@@ -43,6 +43,18 @@ def make(queue_size: int = 8) -> tuple[Hub, Subscriber, Socket]:
     return hub, sub, sock
 
 
+def make_many(names: tuple[str, ...]) -> tuple[Hub, list[Subscriber], list[tuple[str, str]]]:
+    """One subscriber per name, all writing to one shared log of (name, message)."""
+    hub = Hub(lambda _signal: [], HubLimits(queue_size=64))
+    log: list[tuple[str, str]] = []
+    subs = []
+    for name in names:
+        sub = hub.connect("t", name, "ip")
+        sub.attach(Socket(log, name).send)
+        subs.append(sub)
+    return hub, subs, log
+
+
 async def turns(n: int = 5) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
@@ -126,13 +138,7 @@ async def test_pushes_before_attach_go_first() -> None:
 
 
 async def test_a_batch_sends_each_socket_its_share_back_to_back() -> None:
-    hub = Hub(lambda _signal: [], HubLimits(queue_size=8))
-    log: list[tuple[str, str]] = []
-    subs = []
-    for name in ("a", "b"):
-        sub = hub.connect("t", name, "ip")
-        sub.attach(Socket(log, name).send)
-        subs.append(sub)
+    hub, subs, log = make_many(("a", "b"))
     async with hub.batch():
         for entry in ("1", "2", "3"):
             for sub in subs:
@@ -142,13 +148,7 @@ async def test_a_batch_sends_each_socket_its_share_back_to_back() -> None:
 
 
 async def test_a_batch_releases_in_chunks_and_keeps_each_sockets_order() -> None:
-    hub = Hub(lambda _signal: [], HubLimits(queue_size=64))
-    log: list[tuple[str, str]] = []
-    subs = []
-    for name in ("a", "b", "c"):
-        sub = hub.connect("t", name, "ip")
-        sub.attach(Socket(log, name).send)
-        subs.append(sub)
+    hub, subs, log = make_many(("a", "b", "c"))
 
     async def batch() -> None:
         async with hub.batch(release_chunk=2):
@@ -203,13 +203,7 @@ async def test_a_send_that_only_yields_a_turn_is_finished_too() -> None:
 
 
 async def test_a_batch_cancelled_mid_release_releases_everyone_at_once() -> None:
-    hub = Hub(lambda _signal: [], HubLimits(queue_size=64))
-    log: list[tuple[str, str]] = []
-    subs = []
-    for name in ("a", "b", "c"):
-        sub = hub.connect("t", name, "ip")
-        sub.attach(Socket(log, name).send)
-        subs.append(sub)
+    hub, subs, log = make_many(("a", "b", "c"))
 
     async def batch() -> None:
         async with hub.batch(release_chunk=1):

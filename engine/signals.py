@@ -21,7 +21,7 @@ from engine.ids import uuid7
 from engine.tenancy import current_tenant
 
 ActorType = Literal["user", "agent", "system"]
-Source = Literal["web", "job", "api"]
+Source = Literal["web", "job", "api", "import"]  # "import": history brought in by an importer
 
 
 class SignalPayload(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +73,11 @@ def signal_type(name: str, version: int = 1) -> Callable[[P], P]:
         return cls
 
     return register
+
+
+def is_imported(signal: Signal) -> bool:
+    """Whether the signal records imported history (an importer's write): agents never act on those."""
+    return signal.source == "import"
 
 
 def decode_payload(signal: Signal) -> SignalPayload:

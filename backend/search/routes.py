@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from backend.context import Ctx
 from backend.search import service
-from backend.search.schemas import SearchPage
+from backend.search.schemas import RelatedIn, RelatedPage, SearchPage
 
 
 class SearchController(Controller):
@@ -28,3 +28,10 @@ class SearchController(Controller):
         Matches a post's body or its thread's title; title matches rank higher. Ranked hits with
         highlighted snippets, cursor pagination; `category` filters by category slug."""
         return await service.search_posts(ctx, q, category_slug=category, cursor=cursor, limit=limit)
+
+    @post("/related", status_code=200)
+    async def related(self, ctx: Ctx, org: FromPath[str], data: JSONBody[RelatedIn]) -> RelatedPage:
+        """Compose time: earlier threads the caller may open that may already answer the thread being
+        written (`title`, `body`; `k` 1-50, default 5; `category` slug favours that category). Ranked by
+        text relevance over titles, opening posts and replies, then accepted answers, reactions, recency."""
+        return await service.related_to_draft(ctx, data)

@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from backend.forum.schemas import AuthorOut
+from backend.search.related import RelatedThread
 
 
 class SearchHit(msgspec.Struct):
@@ -24,3 +25,16 @@ class SearchHit(msgspec.Struct):
 class SearchPage(msgspec.Struct):
     hits: list[SearchHit]
     next_cursor: str | None
+
+
+class RelatedIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A thread being composed (POST /api/v1/o/{org}/related)."""
+
+    title: str = ""
+    body: str = ""
+    k: int = 5
+    category: str | None = None  # slug of the category being written in: its threads are favoured
+
+
+class RelatedPage(msgspec.Struct):
+    threads: list[RelatedThread]

@@ -19,7 +19,8 @@ from backend.context import RequestContext
 from backend.errors import Invalid, NotFound
 from backend.forum.schemas import AuthorOut
 from backend.pagination import decode_cursor, encode_cursor, parse_uuid
-from backend.search.schemas import SearchHit, SearchPage
+from backend.search.related import MAX_K, related_threads
+from backend.search.schemas import RelatedIn, RelatedPage, SearchHit, SearchPage
 from engine import db
 
 MAX_QUERY_CHARS = 200
@@ -155,3 +156,36 @@ async def search_posts(
     rows = rows[:page]
     next_cursor = encode_cursor(repr(rows[-1]["rank"]), rows[-1]["id"]) if more else None
     return SearchPage(hits=[_hit(r) for r in rows], next_cursor=next_cursor)
+
+
+MAX_RELATED_TITLE = 300
+MAX_RELATED_BODY = 20_000
+
+
+async def related_to_draft(ctx: RequestContext, data: RelatedIn) -> RelatedPage:
+    """Compose time: the visible earlier threads most related to a draft's title and body."""
+    ctx.require_org()
+    title, body = data.title.strip(), data.body.strip()
+    if len(title) > MAX_RELATED_TITLE:
+        raise Invalid(f"title is limited to {MAX_RELATED_TITLE} characters", field="title")
+    if len(body) > MAX_RELATED_BODY:
+        raise Invalid(f"body is limited to {MAX_RELATED_BODY} characters", field="body")
+    if "\x00" in title or "\x00" in body:
+        raise Invalid("title and body must not contain NUL characters")
+    if not 1 <= data.k <= MAX_K:
+        raise Invalid(f"k must be between 1 and {MAX_K}", field="k")
+    prefer = None
+    if data.category is not None:
+        prefer = await db.fetchval("SELECT id FROM category WHERE slug = $1", data.category)
+        if prefer is None:
+            raise NotFound("category not found")
+    if len(title) + len(body) < 3:
+        return RelatedPage(threads=[])
+    threads = await related_threads(
+        body,
+        data.k,
+        title=title,
+        visible_to=ctx.principal.user_id if ctx.principal else None,
+        prefer_category_id=str(prefer) if prefer else None,
+    )
+    return RelatedPage(threads=threads)

@@ -21,7 +21,7 @@ from engine.agents.directives import DirectiveRow, count_recent, count_recent_al
 from engine.agents.registry import AgentRuntime
 from engine.agents.signals import DirectiveRefused
 from engine.relay import StreamConfig
-from engine.signals import Signal, SignalContext, emit
+from engine.signals import Signal, SignalContext, emit, is_imported
 from engine.work import tenant_work
 
 log = logging.getLogger("forum.router")
@@ -136,6 +136,8 @@ class SignalRouter:
         """Plan and commit the directives one signal calls for; then enqueue the runnable ones."""
         if signal.type.startswith("agent."):
             return []  # the runtime's own bookkeeping never triggers agents
+        if is_imported(signal):
+            return []  # imported history: no agent answers or welcomes it
         context = SignalContext(
             actor_type="system",
             actor_id="router",

@@ -21,6 +21,8 @@ from backend.errors import undecodable_input
 from backend.forum.routes import ForumController
 from backend.health import healthz
 from backend.identity.routes import AuthController, MeController
+from backend.media.routes import image_proxy
+from backend.media.urls import configure_image_signing
 from backend.middleware import RequestContextMiddleware
 from backend.moderation.routes import ModerationController
 from backend.notifications.routes import NotificationController
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
             heartbeat_s=settings.agent_job_heartbeat_s,
         )
         runtime = build_runtime(settings, redis, queue)
+        configure_image_signing(settings.secret_key)
         app.state.services = Services(
             settings=settings,
             redis=redis,
@@ -72,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
         ModerationController,
         SearchController,
         AgentsController,
+        image_proxy,
     ]
     route_handlers += [NotificationController, org_socket]  # issue 4: notifications, websocket
     frontend_dist = Path(settings.frontend_dist)

@@ -9,16 +9,24 @@ the browser resolves them against the forum's own ``https:`` origin and they can
 script. nh3 classifies URLs after entity decoding and WHATWG-style trimming, so
 ``java&#x09;script:`` / `` javascript:`` count as schemes and are dropped; on top of that
 :func:`_filter_relative_url` drops "relative" URLs with control characters or a colon in
-the first segment (``\x01java\x03script:``). ``//host/x`` is an ordinary external link.
-mistune's own ``#harmful-link`` rewrite of ``javascript:`` links is left as a second layer.
+the first segment (``\x01java\x03script:``), and "relative" URLs with a backslash before the
+query (``/\\evil.example``: browsers read ``\\`` as ``/``, so it is really ``//evil.example``).
+A protocol-relative ``//host/x`` is written out as ``https://host/x`` so nothing that looks local leaves
+the site. mistune's own ``#harmful-link`` rewrite of ``javascript:`` links is left as a second layer.
+
+Remote images (``http(s)://`` and ``//`` sources) would tell a third party every reader's IP address:
+:func:`render_markdown` takes an :class:`ImagePolicy` (the org's setting) that routes them through the
+forum's image proxy (``backend/media``) or turns them into plain links. The rewrite works on nh3's
+output and nh3 runs again after it, so nh3 stays the last step.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 from html.parser import HTMLParser
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import mistune
 import nh3
@@ -120,11 +128,18 @@ def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
 
 
 def _filter_relative_url(url: str) -> str | None:
-    """Keep a relative URL unless it has control characters or a scheme-like first segment."""
+    """Keep a relative URL unless it has control characters, a scheme-like first segment or a backslash
+    before its query; spell a protocol-relative one out as ``https:``."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         return None
+    if "\\" in re.split(r"[?#]", url, maxsplit=1)[0]:
+        return None  # `/\host` and `\\host`: browsers read each backslash as `/`
     head = re.split(r"[/?#]", url, maxsplit=1)[0]
-    return None if ":" in head else url
+    if ":" in head:
+        return None
+    if url.startswith("//"):
+        return "https:" + url
+    return url
 
 
 def _render_table_cell(_renderer: object, text: str, align: str | None = None, head: bool = False) -> str:
@@ -177,11 +192,82 @@ def sanitize_html(html: str) -> str:
     return _CLEANER.clean(escape(out, quote=False))
 
 
+ImageMode = Literal["proxy", "link", "keep"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePolicy:
+    """What happens to remote images: `proxy` (served by the forum's image proxy through `proxy_url`),
+    `link` (a plain link to the image, nothing loads by itself) or `keep` (internal: link counting)."""
+
+    mode: ImageMode = "link"
+    proxy_url: Callable[[str], str] | None = None  # remote URL -> same-origin proxy URL (signed)
+
+
+LINK_IMAGES: Final[ImagePolicy] = ImagePolicy(mode="link")
+KEEP_IMAGES: Final[ImagePolicy] = ImagePolicy(mode="keep")
+_REMOTE_IMAGE: Final[re.Pattern[str]] = re.compile(r"(?i)(?:https?:)?//")
+
+
+class _ImageRewriter(HTMLParser):
+    """Re-emits sanitized HTML verbatim except remote ``<img>`` elements, which become proxied images
+    or plain links. Its output goes through nh3 again."""
+
+    def __init__(self, policy: ImagePolicy) -> None:
+        super().__init__(convert_charrefs=False)
+        self.policy = policy
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        text = self.get_starttag_text() or ""
+        if tag == "img":
+            text = self._image(dict(attrs)) or text
+        self.out.append(text)
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.out.append(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        self.out.append(f"&#{name};")
+
+    def _image(self, attrs: dict[str, str | None]) -> str | None:
+        src = attrs.get("src") or ""
+        if not _REMOTE_IMAGE.match(src):
+            return None  # same-origin (relative) or no source: nothing leaves the site
+        url = "https:" + src if src.startswith("//") else src
+        alt, title = attrs.get("alt") or "", attrs.get("title")
+        if self.policy.mode == "proxy" and self.policy.proxy_url is not None:
+            parts = [f'src="{escape(self.policy.proxy_url(url))}"', f'alt="{escape(alt)}"']
+            if title is not None:
+                parts.append(f'title="{escape(title)}"')
+            return f"<img {' '.join(parts)}>"
+        return f'<a href="{escape(url)}">{escape(alt or url, quote=False)}</a>'
+
+
+def apply_image_policy(html: str, policy: ImagePolicy) -> str:
+    """Route or unlink the remote images of sanitized HTML; nh3 runs last."""
+    if policy.mode == "keep" or "<img" not in html:
+        return html
+    rewriter = _ImageRewriter(policy)
+    rewriter.feed(html)
+    rewriter.close()
+    return sanitize_html("".join(rewriter.out))
+
+
 @lru_cache(maxsize=128)
-def render_markdown(body: str) -> str:
-    """Render user markdown to safe HTML. Pure, so memoized: one write renders the same body for the
-    post, the link limit and the spam screen."""
-    return sanitize_html(str(_MARKDOWN(body)))
+def render_markdown(body: str, images: ImagePolicy = LINK_IMAGES) -> str:
+    """Render user markdown to safe HTML with remote images handled as `images` says (by default they
+    become links: nothing loads from a third party). Pure, so memoized: one write renders the same
+    body for the post, the link limit and the spam screen."""
+    return apply_image_policy(sanitize_html(str(_MARKDOWN(body))), images)
 
 
 def _collect_text(tokens: Iterable[Mapping[str, Any]], out: list[str]) -> None:
@@ -225,4 +311,4 @@ def count_links_in_html(html: str) -> int:
 
 def count_links(body: str) -> int:
     """Number of links the rendered markdown body contains (for anti-abuse limits)."""
-    return count_links_in_html(render_markdown(body))
+    return count_links_in_html(render_markdown(body, KEEP_IMAGES))

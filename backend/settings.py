@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_job_heartbeat_s: int = 30  # a directive job silent this long is swept and retried by SAQ
     agent_worker_sweep_s: int = 5  # how often SAQ looks for stuck jobs
     llm_offline_delay_s: float = 0.0  # per-token pause of the offline provider (demos, benchmarks)
+    # Image proxy (remote images in posts, backend/media)
+    image_proxy_max_bytes: int = 5 * 1024 * 1024
+    image_proxy_timeout_s: float = 10.0
+    image_proxy_allow_private: str = ""  # comma-separated host:port allowed despite a private address (tests)
 
     def require_urls(self) -> tuple[str, str]:
         if not self.database_url or not self.redis_url:

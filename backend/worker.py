@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from saq import Worker
 
 from backend.agents.runtime import build_runtime
+from backend.media.urls import configure_image_signing
 from backend.settings import Settings
 from engine import db
 from engine.agents.queue import JOB_NAME, DirectiveQueue, heartbeat_execution, requeue_stranded
@@ -54,6 +55,7 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
         heartbeat_s=settings.agent_job_heartbeat_s,
     )
     runtime = build_runtime(settings, redis, queue, llm=llm)
+    configure_image_signing(settings.secret_key)
     router = SignalRouter(
         redis=redis,
         streams=streams,

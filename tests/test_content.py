@@ -7,6 +7,7 @@ import re
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -16,7 +17,15 @@ if str(REPO_ROOT) not in sys.path:  # runs without a conftest
 
 content = importlib.import_module("backend.content")
 
-DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xss_dompurify"
+# The shared datasets sit next to the repository (../shared); a git worktree may be a level deeper.
+DATASET_DIR = next(
+    (
+        parent / "shared" / "datasets" / "xss_dompurify"
+        for parent in Path(__file__).resolve().parents[1:]
+        if (parent / "shared" / "datasets" / "xss_dompurify").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xss_dompurify",
+)
 VECTORS_ENV = "FORUM_XSS_VECTORS"
 REL = "nofollow ugc noopener"
 BAD_SCHEMES = ("javascript:", "vbscript:", "data:text")
@@ -337,9 +346,79 @@ def test_bare_url_is_autolinked() -> None:
     assert f'<a href="https://example.org/x" rel="{REL}">https://example.org/x</a>' in html
 
 
-def test_images() -> None:
-    html = content.render_markdown('![alt](https://img.example/a.png "t")')
+def test_images_stay_as_written_only_for_link_counting() -> None:
+    html = content.render_markdown('![alt](https://img.example/a.png "t")', content.KEEP_IMAGES)
     assert '<img src="https://img.example/a.png" alt="alt" title="t">' in html
+
+
+# --- remote images never load from a third party ------------------------------------------------------
+
+REMOTE_IMAGES = (
+    '![alt](https://img.example/a.png?x=1&y=2 "t") <img src="//cdn.example/b.gif" alt="q&quot;>"> ![l](/local.png)'
+)
+
+
+def test_remote_images_become_links_by_default() -> None:
+    html = content.render_markdown(REMOTE_IMAGES)
+    assert "<img" in html and "https://img.example" not in html.split("<img")[1]
+    assert f'<a href="https://img.example/a.png?x=1&amp;y=2" rel="{REL}">alt</a>' in html
+    assert f'<a href="https://cdn.example/b.gif" rel="{REL}">q"&gt;</a>' in html
+    assert '<img src="/local.png" alt="l">' in html  # same origin: nothing leaks
+    assert_safe(html)
+
+
+def test_remote_images_are_proxied_with_signed_urls() -> None:
+    from backend.media.urls import signer_for
+
+    signer = signer_for("test key")
+    html = content.render_markdown(REMOTE_IMAGES, content.ImagePolicy(mode="proxy", proxy_url=signer))
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    assert len(srcs) == 3 and srcs[2] == "/local.png"
+    from html import unescape
+    from urllib.parse import parse_qs
+
+    for src, original in zip(srcs, ("https://img.example/a.png?x=1&y=2", "https://cdn.example/b.gif"), strict=False):
+        parts = urlsplit(unescape(src))
+        query = parse_qs(parts.query)
+        assert parts.path == "/media/image" and query["url"] == [original]
+        assert signer.verify(original, query["sig"][0]) and not signer_for("other").verify(original, query["sig"][0])
+    assert "img.example" not in html.replace("img.example%2F", "")  # only inside the proxy's query
+    assert_safe(html)
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "/\\evil.example",
+        "\\\\evil.example",
+        "\\/evil.example",
+        "/\\/evil.example",
+        "/&#92;evil.example",
+        "/t\\..\\..\\/evil.example",
+    ],
+)
+def test_backslash_urls_do_not_survive(href: str) -> None:
+    """Browsers read `\\` as `/` in http(s) URLs: `/\\evil.example` is really `//evil.example`."""
+    raw = content.sanitize_html(f'<a href="{href}">x</a><img src="{href}">')
+    for html in (raw, content.render_markdown(f"[x]({href})")):
+        for _tag, attrs in _tags(html):
+            for name, value in attrs:
+                if name in ("href", "src"):
+                    # gone, or spelled out as the external link it is (markdown's `\\/` is an escaped `/`)
+                    assert "\\" not in value.split("?")[0] and not value.startswith("//"), html
+                    resolved = urlsplit(urljoin("https://forum.example/t/1", value.replace("\\", "/")))
+                    assert resolved.netloc == "forum.example" or value.startswith("https://"), html
+
+
+def test_protocol_relative_links_are_spelled_out() -> None:
+    assert 'href="https://cdn.example/x"' in content.sanitize_html('<a href="//cdn.example/x">x</a>')
+
+
+def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    collector = _Collector()
+    collector.feed(html)
+    collector.close()
+    return collector.tags
 
 
 def test_table_uses_align_attribute() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -29,6 +29,15 @@ class SpamScreening(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Fa
     threshold: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.8
 
 
+class ImageSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    """Remote images in posts: `proxy` serves them through the forum's image proxy, `link` shows a plain
+    link instead. Either way a reader's IP address never reaches the image's host. Applies to posts
+    written or edited after a change."""
+
+    remote: Literal["proxy", "link"] = "proxy"
+
+
 class ForumSettings(msgspec.Struct, forbid_unknown_fields=True):
     posting: PostingLimits = msgspec.field(default_factory=PostingLimits)
     spam: SpamScreening = msgspec.field(default_factory=SpamScreening)
+    images: ImageSettings = msgspec.field(default_factory=ImageSettings)

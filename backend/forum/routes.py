@@ -141,7 +141,7 @@ class ForumController(Controller):
     async def preview(self, ctx: Ctx, org: FromPath[str], data: JSONBody[PreviewIn]) -> PreviewOut:
         """Exactly the HTML a post with this body would render to."""
         ctx.require_user()
-        return PreviewOut(html=service.preview(data.body))
+        return PreviewOut(html=await service.preview(data.body))
 
     @get("/settings")
     async def get_settings(self, ctx: Ctx, org: FromPath[str]) -> ForumSettings:

@@ -27,6 +27,7 @@ from backend.forum.schemas import (
     ThreadOut,
 )
 from backend.forum.tables import Category, Post, Thread
+from backend.media.policy import image_policy
 from backend.moderation.service import screen_post
 from backend.notifications.service import notify_for_post
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
@@ -115,7 +116,7 @@ async def _insert_post(
     *, thread_id: uuid.UUID, author_user_id: uuid.UUID, body: str, reply_to: uuid.UUID | None, now: datetime
 ) -> tuple[uuid.UUID, str]:
     post_id = uuid7()
-    html = render_markdown(body)
+    html = render_markdown(body, await image_policy())
     await Post.insert(
         Post(
             id=post_id,
@@ -353,7 +354,7 @@ async def edit_post(ctx: RequestContext, post_ref: str, body: str, edit_reason: 
         " updated_at = $5 WHERE id = $1",
         row["id"],
         body,
-        render_markdown(body),
+        render_markdown(body, await image_policy()),
         edit_reason,
         now,
     )
@@ -481,8 +482,8 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
     return queries.thread_out(await queries.thread_row(str(thread["id"])))
 
 
-def preview(body: str) -> str:
-    return render_markdown(body)
+async def preview(body: str) -> str:
+    return render_markdown(body, await image_policy())
 
 
 # --- agent posts (the `forum.post.create` directive's effect) -------------------------------------------
@@ -521,7 +522,7 @@ async def create_agent_post(
             role="agent",
             reply_to_post_id=reply_to,
             content_markdown=body,
-            content_html=render_markdown(body),
+            content_html=render_markdown(body, await image_policy()),
             agent_confidence=confidence,
             agent_model=model,
             agent_citations=citations,

@@ -6,18 +6,47 @@ are published only after commit and dropped on rollback. Services never commit (
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from backend.context import RequestContext, reset_request_context, set_request_context
+from backend.context import RequestContext, current_request_context, reset_request_context, set_request_context
 from engine import db
 from engine.relay import publish_committed_signals
 from engine.signals import SignalContext, Source, collect_signals, signal_context
-from engine.tenancy import tenant_scope
+from engine.tenancy import maybe_current_tenant, tenant_scope
 
 log = logging.getLogger("forum.boundary")
+
+
+class InheritedContext(RuntimeError):
+    """A unit of work found a transaction or tenant it did not open (e.g. a server that ran this request
+    in a copy of an earlier request's contextvars). It refuses to join it."""
+
+
+async def run_in_fresh_context(work: Coroutine[object, object, None]) -> None:
+    """Run `work` in a new task with EMPTY contextvars, whatever context the server handed us.
+
+    uvicorn resumes reading a keep-alive connection from inside the request that paused it (a body over
+    64 KiB), so the next request's task starts in a copy of that request's contextvars: Piccolo's
+    current transaction (already released to the pool), the request context, the tenant. Every request
+    starts here instead. Cancelling the caller cancels the work.
+    """
+    task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+    await task
+
+
+def ensure_clean_boundary() -> None:
+    """Refuse to start a unit of work inside a transaction, tenant or request context it did not open."""
+    if db.in_transaction():
+        raise InheritedContext("a unit of work was started inside a transaction it did not open")
+    if maybe_current_tenant() is not None:
+        raise InheritedContext("a unit of work was started inside a tenant scope it did not open")
+    if current_request_context() is not None:
+        raise InheritedContext("a unit of work was started inside another request's context")
 
 
 @dataclass(slots=True)
@@ -38,6 +67,7 @@ async def unit_of_work(
     prepare: Callable[[RequestContext], Awaitable[None]] | None = None,
     source: Source | None = None,
 ) -> AsyncIterator[UnitOfWork]:
+    ensure_clean_boundary()
     uow = UnitOfWork(ctx)
     token = set_request_context(ctx)
     try:

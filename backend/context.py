@@ -110,6 +110,10 @@ def set_request_context(ctx: RequestContext) -> contextvars.Token[RequestContext
     return _current.set(ctx)
 
 
+def current_request_context() -> RequestContext | None:
+    return _current.get()
+
+
 def reset_request_context(token: contextvars.Token[RequestContext | None]) -> None:
     _current.reset(token)
 

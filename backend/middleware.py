@@ -15,7 +15,7 @@ from http.cookies import CookieError, SimpleCookie
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.boundary import unit_of_work
+from backend.boundary import run_in_fresh_context, unit_of_work
 from backend.context import ROLE_RANK, Principal, RequestContext, Role, Services
 from backend.identity.service import (
     CSRF_HEADER,
@@ -143,6 +143,13 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            # Every request and socket starts from empty contextvars (issue 11 item 1).
+            await run_in_fresh_context(self._dispatch(scope, receive, send))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return

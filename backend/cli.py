@@ -253,6 +253,65 @@ def cmd_org_add_member(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- imports ------------------------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from backend.console import connected
+    from backend.importers.jsonl import JsonlError, read_jsonl
+    from backend.importers.pipeline import ImportRefused, run_import
+    from backend.importers.progress import ProgressBar
+    from backend.importers.stackexchange import DumpError, read_dump
+
+    path = Path(args.path)
+    try:
+        if args.import_command == "stackexchange":
+            if not path.is_dir():
+                raise CommandError(f"{path} is not a folder (expected a Stack Exchange dump with Posts.xml)")
+            source = read_dump(path, args.site)
+        else:
+            if not path.is_file():
+                raise CommandError(f"no file {path}")
+            source = read_jsonl(path)
+            if args.source_name:
+                source.name = f"jsonl:{args.source_name}"
+    except (DumpError, JsonlError) as exc:
+        raise CommandError(str(exc)) from None
+    posts = sum(1 + len(t.replies) for t in source.threads)
+    print(
+        f"import | {source.name}: {len(source.threads):,} threads, {posts:,} posts, {len(source.users):,} authors,"
+        f" {len(source.duplicates):,} duplicate links → org {args.org}",
+        flush=True,
+    )
+
+    async def run() -> None:
+        async with connected(settings) as services:
+            try:
+                result = await run_import(
+                    services,
+                    args.org,
+                    source,
+                    admin_username=args.admin,
+                    progress=ProgressBar(len(source.threads), "threads"),
+                )
+            except ImportRefused as exc:
+                raise CommandError(str(exc)) from None
+        c = result.counts
+        print(
+            f"import | done in {result.seconds:.1f}s: {c.threads:,} threads, {c.posts:,} posts, {c.users:,} placeholder"
+            f" accounts, {c.solutions:,} solutions, {c.duplicates:,} duplicates imported; {c.skipped:,} threads"
+            " were already there",
+            flush=True,
+        )
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        print("\nimport | interrupted: what was committed stays; run the same command again to resume", flush=True)
+        return 130
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 
@@ -306,6 +365,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--role", choices=["member", "moderator", "admin"], default="member")
     p.set_defaults(func=cmd_org_add_member)
+
+    imports = sub.add_parser(
+        "import",
+        help="import history (Stack Exchange dump, JSONL threads) into an org",
+        description="Import threads into an existing org as history: placeholder accounts for the authors "
+        "(they cannot sign in until claimed), signals marked as imported (no agent answers or welcomes "
+        "them). Idempotent: running it again imports only what is missing, so an interrupted run resumes.",
+    ).add_subparsers(dest="import_command", required=True)
+    p = imports.add_parser("stackexchange", help="a Stack Exchange data dump folder (Posts.xml, Comments.xml, …)")
+    p.add_argument("path", metavar="DIR")
+    p.add_argument("--org", required=True, metavar="SLUG")
+    p.add_argument("--site", help="the site's name in import records (default: the folder's name)")
+    p.add_argument("--admin", metavar="USERNAME", help="admin of the org to act as (default: its first admin)")
+    p.set_defaults(func=cmd_import)
+    p = imports.add_parser("jsonl", help="a JSONL file of threads (thread_id, title, body, author, created, comments)")
+    p.add_argument("path", metavar="FILE")
+    p.add_argument("--org", required=True, metavar="SLUG")
+    p.add_argument("--source-name", help="the source's name in import records (default: the file's stem)")
+    p.add_argument("--admin", metavar="USERNAME", help="admin of the org to act as (default: its first admin)")
+    p.set_defaults(func=cmd_import)
     return parser
 
 

@@ -33,3 +33,11 @@ CREATE TABLE thread_duplicate (
     CHECK (thread_id <> original_id)
 );
 CREATE INDEX thread_duplicate_original ON thread_duplicate (original_id);
+
+-- Tags of a thread (imported from sources that have them).
+CREATE TABLE thread_tag (
+    thread_id uuid NOT NULL REFERENCES thread (id),
+    tag       text NOT NULL CHECK (length(tag) BETWEEN 1 AND 64),
+    PRIMARY KEY (thread_id, tag)
+);
+CREATE INDEX thread_tag_tag ON thread_tag (tag);

@@ -21,6 +21,7 @@ class ProgressBar:
         self.last_drawn = 0.0
         self.done = 0
         self.extra = ""
+        self.drawn_done = -1
 
     def update(self, done: int, extra: str = "") -> None:
         self.done, self.extra = done, extra
@@ -41,6 +42,7 @@ class ProgressBar:
         )
 
     def draw(self) -> None:
+        self.drawn_done = self.done
         if self.tty:
             self.stream.write("\r\x1b[2K" + self.line())
         else:
@@ -48,7 +50,8 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self) -> None:
-        self.draw()
+        if self.drawn_done != self.done:
+            self.draw()
         if self.tty:
             self.stream.write("\n")
         self.stream.flush()

@@ -1,4 +1,5 @@
-"""Moderation: flags, the moderation queue, resolutions, and the spam heuristic (real DB, HTTP API)."""
+"""Moderation: flags, the moderation queue and resolutions (real DB, HTTP API). The moderation agent's
+screening is tested in test_moderation_agent.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from backend.moderation.service import SPAM_AGENT_ID, spam_score
 from tests.factories import (
     Forum,
     add_member,
@@ -416,133 +416,3 @@ async def test_a_moderate_token_can_resolve_over_the_api(make_client):
     assert (await bot.get(f"{forum.base}/moderation/queue")).status_code == 200
     r = await resolve(bot, forum, flag_id, "dismiss")
     assert r.status_code == 200, r.text
-
-
-# --- spam heuristic -----------------------------------------------------------------------------------
-
-DAY = 86_400.0
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        SPAM_BODY,
-        "Check out my channel!!! Subscribe to me please http://my-vids.example.com",
-        "FREE MONEY!!! CLICK HERE TO EARN CASH FROM HOME NOW http://x.example.com http://y.example.com",
-        "http://bit.ly/abc123",
-    ],
-)
-def test_spam_score_flags_obvious_spam(body):
-    score, reasons = spam_score(body, account_age_s=600, links=0)
-    assert score > 0.8, (score, reasons)
-    assert reasons
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        "How do I keep my fermentation temperature stable in a warm garage? I tried a water bath.",
-        "The asyncio docs explain it: https://docs.python.org/3/library/asyncio-task.html - see the"
-        " section on cancellation, it covers exactly the case you describe.",
-        "Thanks, that worked! Marking this as solved.",
-        "I LOVE THIS RECIPE",
-        "",
-    ],
-)
-def test_spam_score_leaves_normal_posts_alone(body):
-    for age in (600, 30 * DAY):
-        score, reasons = spam_score(body, account_age_s=age, links=body.count("https://"))
-        assert score <= 0.8, (body, age, score, reasons)
-
-
-def test_spam_score_reasons_and_bounds():
-    score, reasons = spam_score("click here " * 20 + "!!!!!!!!", account_age_s=10 * DAY, links=4)
-    assert 0.0 <= score <= 1.0
-    assert "phrase:click here" in reasons
-    assert "repeated_characters" in reasons
-    assert any(r.startswith("repeated_word:") for r in reasons)
-    assert any(r.startswith("links:") for r in reasons)
-    _, caps = spam_score("WHY IS NOBODY ANSWERING MY QUESTION ABOUT HOPS", account_age_s=10 * DAY, links=0)
-    assert any(r.startswith("all_caps:") for r in caps)
-    # A new account only ever strengthens other evidence.
-    assert spam_score("hello there", account_age_s=1, links=0) == (0.0, [])
-    old, _ = spam_score("please subscribe", account_age_s=10 * DAY, links=0)
-    new, new_reasons = spam_score("please subscribe", account_age_s=1, links=0)
-    assert new > old and "new_account" in new_reasons
-    # More links never lower the score.
-    scores = [spam_score("see this for details " * 3, account_age_s=10 * DAY, links=n)[0] for n in range(5)]
-    assert scores == sorted(scores)
-
-
-# --- screen_post (through the forum service) ----------------------------------------------------------
-
-
-async def test_an_obvious_spam_post_gets_a_system_flag_but_stays_visible(make_client, pool):
-    forum, created = await flagged_forum(make_client)
-    reply = await make_reply(forum.member, forum.slug, created["thread"]["id"], SPAM_BODY)
-    rows = await tenant_fetch(
-        pool, forum.slug, "SELECT * FROM moderation_flag WHERE post_id = $1", uuid.UUID(reply["id"])
-    )
-    assert len(rows) == 1
-    (system_flag,) = rows
-    assert system_flag["flagger_user_id"] is None and system_flag["flagger_agent_id"] == SPAM_AGENT_ID
-    assert system_flag["reason"] == "spam" and system_flag["status"] == "open"
-    assert system_flag["notes"].startswith("spam score ")
-    assert reply["is_hidden"] is False and reply["html"]
-    seen = (await forum.outsider.get(f"{forum.base}/threads/{created['thread']['id']}")).json()["posts"][1]
-    assert seen["id"] == reply["id"] and "CHECK OUT MY CHANNEL" in seen["html"]
-
-    (detected,) = await signals_of(pool, forum.slug, "forum.spam.detected", post_id=reply["id"])
-    assert detected["actor_type"] == "system" and detected["actor_id"] == SPAM_AGENT_ID
-    assert detected["dedupe_key"] == f"spam:{reply['id']}"
-    payload = detected["payload"] if isinstance(detected["payload"], dict) else json.loads(detected["payload"])
-    assert payload["score"] > 0.8 and payload["reasons"]
-    assert payload["thread_id"] == created["thread"]["id"]
-    (flag_created,) = await signals_of(pool, forum.slug, "forum.moderation.flag.created", post_id=reply["id"])
-    assert str(flag_created["causation_id"]) == str(detected["id"])
-    assert flag_created["actor_type"] == "system"
-    (post_created,) = await signals_of(pool, forum.slug, "forum.post.created", post_id=reply["id"])
-    assert post_created["correlation_id"] == detected["correlation_id"]
-    assert post_created["actor_type"] == "user"
-
-    queue = (await forum.moderator.get(f"{forum.base}/moderation/queue")).json()
-    (item,) = queue["items"]
-    assert item["post"]["id"] == reply["id"] and item["flaggers"] == [SPAM_AGENT_ID]
-    assert item["flags"][0]["flagger"] is None and item["flags"][0]["flagger_agent_id"] == SPAM_AGENT_ID
-    # A human may still flag it too (system flags do not count against the one-open-flag-per-user rule).
-    assert (await flag(forum.moderator, forum, reply["id"])).status_code == 201
-
-
-async def test_normal_posts_and_threads_are_not_flagged(make_client, pool):
-    forum, created = await flagged_forum(make_client)
-    await make_reply(
-        forum.member,
-        forum.slug,
-        created["thread"]["id"],
-        "Try a lower mash temperature; https://example.org/mash explains why.",
-    )
-    await make_thread(forum.member, forum.slug, "help", body="What yeast for a saison?")
-    assert (await moderation_counts(pool, forum.slug))["flags"] == 0
-    assert await signals_of(pool, forum.slug, "forum.spam.detected") == []
-
-
-async def test_spam_screening_follows_the_org_settings(make_client, pool):
-    forum, created = await flagged_forum(make_client)
-    r = await forum.admin.put(
-        f"{forum.base}/settings", json={"posting": {"enabled": False}, "spam": {"threshold": 1.0}}
-    )
-    assert r.status_code == 200, r.text
-    await make_reply(forum.member, forum.slug, created["thread"]["id"], SPAM_BODY)
-    assert (await moderation_counts(pool, forum.slug))["flags"] == 0
-    r = await forum.admin.put(
-        f"{forum.base}/settings",
-        json={"posting": {"enabled": False}, "spam": {"enabled": False, "threshold": 0.1}},
-    )
-    assert r.status_code == 200, r.text
-    await make_reply(forum.member, forum.slug, created["thread"]["id"], SPAM_BODY + " again")
-    assert (await moderation_counts(pool, forum.slug))["flags"] == 0
-    assert_error(await forum.admin.put(f"{forum.base}/settings", json={"spam": {"threshold": 2}}), 400)
-    r = await forum.admin.put(f"{forum.base}/settings", json={"posting": {"enabled": False}})
-    assert r.json()["spam"] == {"enabled": True, "threshold": 0.8}
-    await make_reply(forum.member, forum.slug, created["thread"]["id"], SPAM_BODY + " and again")
-    assert (await moderation_counts(pool, forum.slug))["flags"] == 1

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from backend.moderation.reads import moderation_facts
 from engine import db
 from engine.agents.api import Reader
 from engine.tenancy import Tenant, maybe_current_tenant, tenant_scope
@@ -82,6 +83,7 @@ QUERIES: dict[str, Callable[..., Awaitable[Any]]] = {
     "forum.categories": categories,
     "forum.thread_reply_count": thread_reply_count,
     "forum.thread_posts": thread_posts,
+    "forum.moderation_facts": moderation_facts,
 }
 
 

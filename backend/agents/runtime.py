@@ -8,10 +8,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from agent_packages.forum_moderation_agent import package as moderation_package
 from agent_packages.forum_summary_agent import package as summary_package
 from agent_packages.forum_welcome_agent import package as welcome_package
 from backend.agents.handlers import make_post_create_handler
 from backend.agents.readers import reader_for
+from backend.moderation.directives import hide_waiver, make_flag_create_handler, make_post_hide_handler
 from backend.settings import Settings
 from engine.agents.api import DirectiveView
 from engine.agents.queue import DirectiveQueue
@@ -20,7 +22,7 @@ from engine.llm import LLMProvider, OfflineProvider, provider_from_settings
 from realtime.drafts import publish_draft_delta, publish_draft_end
 
 # Every package this deployment offers; installations per org choose among them.
-PACKAGES = (welcome_package, summary_package)
+PACKAGES = (welcome_package, summary_package, moderation_package)
 # Directive types that end in an agent post in the directive's thread (streamed as a draft first).
 POSTING_DIRECTIVES = ("forum.post.create", "forum.thread.summarize")
 
@@ -75,6 +77,9 @@ def build_runtime(
     post_handler = make_post_create_handler(runtime)
     for directive_type in POSTING_DIRECTIVES:
         runtime.add_handler(directive_type, post_handler)
+    runtime.add_handler("forum.moderation.flag.create", make_flag_create_handler(runtime))
+    runtime.add_handler("forum.post.hide", make_post_hide_handler(runtime))
+    runtime.approval_waivers.append(hide_waiver)
 
     def drafts(tenant: str, directive: DirectiveView, execution_id: str) -> DraftStream | None:
         thread_id = directive.payload.get("thread_id")

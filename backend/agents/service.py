@@ -170,10 +170,18 @@ async def list_directives(
     return [msgspec.to_builtins(directive_store.row_to_directive(r)) for r in rows], next_cursor
 
 
+# Directive types a moderator (not only an admin) may approve or reject: moderation is their job.
+MODERATOR_APPROVES = frozenset({"forum.post.hide"})
+
+
 async def decide(ctx: RequestContext, directive_id: str, *, approve: bool) -> dict[str, Any]:
-    ctx.require_role("admin")
+    ctx.require_role("moderator")
     principal = ctx.require_user()
-    parse_uuid(directive_id, "directive")
+    pending = await directive_store.get_directive(str(parse_uuid(directive_id, "directive")))
+    if pending is None:
+        raise NotFound("directive not found")
+    if pending.type not in MODERATOR_APPROVES:
+        ctx.require_role("admin")
     try:
         row = await directive_store.decide(directive_id, approve=approve, decided_by=principal.user_id)
     except LookupError:

@@ -14,7 +14,7 @@ from typing import Any
 
 from backend.abuse.service import check_can_post, record_post
 from backend.content import extract_mentions, render_markdown
-from backend.context import RequestContext, provide_ctx
+from backend.context import RequestContext
 from backend.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from backend.forum import queries
 from backend.forum import signals as sig
@@ -28,7 +28,6 @@ from backend.forum.schemas import (
 )
 from backend.forum.tables import Category, Post, Thread
 from backend.media.policy import image_policy
-from backend.moderation.service import screen_post
 from backend.notifications.service import notify_for_post
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
 from engine import db
@@ -186,7 +185,6 @@ async def _emit_post_created(
         mentioned_user_ids=user_ids,
         reply_to_post_id=str(notify_reply_to or reply_to) if (notify_reply_to or reply_to) else None,
     )
-    await screen_post(provide_ctx(), post_id=post_id, thread_id=thread_id, category_id=category_id, body=body)
 
 
 async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut, PostOut]:

@@ -184,3 +184,23 @@ class AgentSummaryGenerated(SignalPayload, frozen=True, kw_only=True):
     category_id: str
     directive_id: str
     summary_version: int
+
+
+@signal_type("forum.toxicity.detected")
+class ToxicityDetected(SignalPayload, frozen=True, kw_only=True):
+    post_id: str
+    thread_id: str
+    score: float
+    reasons: list[str]
+
+
+@signal_type("forum.post.hidden")
+class PostHidden(SignalPayload, frozen=True, kw_only=True):
+    """An agent's approved `forum.post.hide` took effect (moderators hiding by hand emit
+    `forum.moderation.action.taken`)."""
+
+    post_id: str
+    thread_id: str
+    category_id: str
+    hidden_by_agent: str
+    directive_id: str

@@ -7,7 +7,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.context import Ctx
-from backend.moderation import service
+from backend.moderation import policy, service
 from backend.moderation.schemas import FlagEnvelope, FlagIn, QueuePage, QueueStatus, ResolveIn, ResolveOut
 
 
@@ -41,3 +41,11 @@ class ModerationController(Controller):
         """Resolve an open flag: dismiss, hide or restore the post, or close its thread (moderators).
         Every other open flag of the same post is resolved the same way."""
         return await service.resolve_flag(ctx, flag_id, data)
+
+    @post("/moderation/policy/dry-run", status_code=HTTP_200_OK)
+    async def policy_dry_run(
+        self, ctx: Ctx, org: FromPath[str], data: JSONBody[policy.PolicyDryRunIn]
+    ) -> policy.PolicyDryRunOut:
+        """How many flags (and which) the moderation agent would have raised over the last `days` of posts
+        with this threshold / rule set, next to the current config. Changes nothing (admin)."""
+        return await policy.dry_run(ctx, data)

@@ -42,6 +42,9 @@ class FlagOut(msgspec.Struct):
     resolved_by: UserRef | None
     resolved_at: datetime | None
     created_at: datetime
+    category: str | None = None  # agent flags: spam | toxicity | duplicate
+    score: float | None = None  # agent flags: the category's score
+    rules: list[str] = msgspec.field(default_factory=list)  # agent flags: the rules that fired
 
 
 class FlagEnvelope(msgspec.Struct):

@@ -1,4 +1,4 @@
-"""Moderation use cases: flag a post, list the queue, resolve a flag, screen new posts for spam.
+"""Moderation use cases: flag a post, list the queue, resolve a flag (screening is the moderation agent's).
 
 Like every service: authorize, validate, change rows, emit signals in the caller's transaction (the
 boundary commits and publishes). Nothing here deletes anything: flags are resolved, posts are hidden or
@@ -12,17 +12,13 @@ open flag of the same post, so the queue never shows a post half-resolved.
 from __future__ import annotations
 
 import base64
-import re
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from backend.abuse.service import load_forum_settings
-from backend.content import count_links
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
 from backend.forum import signals as sig
@@ -42,7 +38,6 @@ from engine import db
 from engine.ids import uuid7
 from engine.signals import SignalContext, emit
 
-SPAM_AGENT_ID = "system:spam-heuristic"
 MAX_PAGE = 100
 EXCERPT_CHARS = 280
 _FLAG_STATUS_AFTER = {
@@ -53,139 +48,29 @@ _FLAG_STATUS_AFTER = {
 }
 
 
-# --- spam heuristic (spec §7.3 forum.spam.detected, §13.1) --------------------------------------------
+async def _decide_pending_hides(ctx: RequestContext, post_id: uuid.UUID, *, approve: bool, moderator_id: str) -> None:
+    """A moderator's resolution answers the agent's pending `forum.post.hide` of the same post: hiding
+    approves it (its handler then finds the post hidden), anything else rejects it."""
+    from engine.agents import directives as directive_store
 
-# Self-promotion and scam phrases: one of these alone is strong evidence.
-STRONG_PHRASES = re.compile(
-    r"check (?:out )?my (?:channel|page|videos?|music|profile|site|website|blog)"
-    r"|su(?:b)?scribe to (?:my|me|our)|su(?:b)?scribe (?:me|my)\b|my (?:channel|new (?:video|song|track))"
-    r"|click here|free money|(?:make|making|earn|earning)(?: real| extra)? (?:money|cash|\$)"
-    r"|work(?:ing)? from home|gift cards?|promo code|free followers|limited offer|buy now",
-    re.IGNORECASE,
-)
-# Calls to action that honest posts use too: weak evidence, strong in company.
-WEAK_PHRASES = re.compile(
-    r"\bsu(?:b)?scribe\b|check (?:this|it) out|check out this (?:video|playlist|song|site)|follow me"
-    r"|visit my|please (?:like|share|follow|visit|vote|help)|like this comment|\bmy videos?\b|\bdm me\b",
-    re.IGNORECASE,
-)
-_URL_RE = re.compile(
-    r"(?:https?://|www\.)\S+|\b[a-z0-9-]{2,}\.(?:com|net|org|ly|info|biz|io|co|me|tk|ru|xyz)(?:/\S*)?\b",
-    re.IGNORECASE,
-)
-_REPEATED_CHAR_RE = re.compile(r"(.)\1{5,}")
-_WORD_RE = re.compile(r"[a-z0-9']+")
-NEW_ACCOUNT_S = 86_400.0
-
-
-def spam_score(body: str, *, account_age_s: float, links: int) -> tuple[float, list[str]]:
-    """A score in [0, 1] that `body` is spam, and the reasons behind it.
-
-    Pure and cheap. `links` is the number of links the rendered post has; bare URLs and domains in the
-    text count too. Evidence combines as a noisy-or: each signal is an independent chance that the post
-    is spam, so two weak signals add up and no single weak one reaches a high score on its own.
-    """
-    prose = _URL_RE.sub(" ", body)
-    words = _WORD_RE.findall(prose.lower())
-    reasons: list[str] = []
-    evidence: list[float] = []
-
-    url_count = max(links, len(_URL_RE.findall(body)))
-    if url_count:
-        if len(words) <= 3:
-            weight = 0.75  # a link and next to nothing else
-            reasons.append(f"link_only:{url_count}")
-        else:
-            density = url_count / len(words)
-            weight = 0.4 + 0.15 * min(url_count - 1, 3) + (0.25 if density >= 0.1 else 0.0)
-            reasons.append(f"links:{url_count}")
-        evidence.append(min(weight, 0.9))
-
-    strong = sorted({m.group(0).lower() for m in STRONG_PHRASES.finditer(body)})
-    if strong:
-        evidence.append(min(0.85 + 0.05 * (len(strong) - 1), 0.95))
-        reasons.extend(f"phrase:{p}" for p in strong)
-    weak = sorted({m.group(0).lower() for m in WEAK_PHRASES.finditer(body)} - set(strong))
-    if weak:
-        evidence.append(min(0.4 + 0.15 * (len(weak) - 1), 0.7))
-        reasons.extend(f"phrase:{p}" for p in weak)
-
-    if _REPEATED_CHAR_RE.search(body):
-        evidence.append(0.2)
-        reasons.append("repeated_characters")
-
-    if len(words) >= 8:
-        word, count = Counter(words).most_common(1)[0]
-        if count / len(words) >= 0.3 and len(word) > 2:
-            evidence.append(0.3)
-            reasons.append(f"repeated_word:{word}")
-
-    letters = [c for c in body if c.isalpha()]
-    if len(letters) >= 20:
-        caps = sum(c.isupper() for c in letters) / len(letters)
-        if caps >= 0.7:
-            evidence.append(0.25)
-            reasons.append(f"all_caps:{caps:.2f}")
-
-    if evidence and account_age_s < NEW_ACCOUNT_S:
-        evidence.append(0.25)  # only ever strengthens other evidence
-        reasons.append("new_account")
-
-    keep = 1.0
-    for p in evidence:
-        keep *= 1.0 - p
-    return round(1.0 - keep, 4), reasons
-
-
-async def screen_post(
-    ctx: RequestContext, *, post_id: uuid.UUID, thread_id: uuid.UUID, category_id: uuid.UUID, body: str
-) -> float | None:
-    """Score a new human post; above the org's threshold emit `forum.spam.detected` and open a system
-    flag (reason spam) for moderators. Never hides anything. Returns the score (None when skipped)."""
-    screening = (await load_forum_settings()).spam
-    if not screening.enabled:
-        return None
-    author = await db.fetchrow(
-        "SELECT p.role, u.created_at FROM post p LEFT JOIN users u ON u.id = p.author_user_id WHERE p.id = $1",
-        post_id,
+    pending = await db.fetch(
+        "SELECT id FROM directive WHERE type = 'forum.post.hide' AND status = 'awaiting_approval'"
+        " AND payload->>'post_id' = $1",
+        str(post_id),
     )
-    if author is None or author["role"] != "human" or author["created_at"] is None:
-        return None
-    age = (datetime.now(UTC) - author["created_at"]).total_seconds()
-    score, reasons = spam_score(body, account_age_s=age, links=count_links(body))
-    if score <= screening.threshold:
-        return score
-    system = _system_context(ctx)
-    detected = await emit(
-        sig.SpamDetected(post_id=str(post_id), thread_id=str(thread_id), score=score, reasons=reasons),
-        dedupe_key=f"spam:{post_id}",
-        context=system,
-    )
-    if detected is None:  # already screened (a replay): the flag exists
-        return score
-    await _insert_flag(
-        post_id=post_id,
-        thread_id=thread_id,
-        category_id=category_id,
-        reason="spam",
-        notes=f"spam score {score:.2f}: " + ", ".join(reasons),
-        flagger_user_id=None,
-        flagger_agent_id=SPAM_AGENT_ID,
-        context=system,
-        causation_id=detected.id,
-    )
-    return score
+    runtime = ctx.services.agents
+    approved: list[str] = []
+    for row in pending:
+        decided = await directive_store.decide(str(row["id"]), approve=approve, decided_by=moderator_id)
+        approved += [decided.id] if approve else []
+    if approved and runtime is not None and runtime.enqueue is not None:
+        enqueue, tenant = runtime.enqueue, ctx.require_org().slug
 
+        async def enqueue_after_commit() -> None:
+            for directive_id in approved:
+                await enqueue(tenant, directive_id)
 
-def _system_context(ctx: RequestContext) -> SignalContext:
-    """The heuristic acts as the system, inside the request's correlation."""
-    via = ctx.principal.via if ctx.principal else None
-    return SignalContext(
-        actor_type="system",
-        actor_id=SPAM_AGENT_ID,
-        source="api" if via == "token" else "web",
-        correlation_id=ctx.correlation_id,
-    )
+        ctx.after_commit.append(enqueue_after_commit)
 
 
 # --- flags --------------------------------------------------------------------------------------------
@@ -226,6 +111,9 @@ def _flag_out(row: Any) -> FlagOut:
         else None,
         resolved_at=row["resolved_at"],
         created_at=row["created_at"],
+        category=row["category"],
+        score=float(row["score"]) if row["score"] is not None else None,
+        rules=list(row["rules"] or []),
     )
 
 
@@ -233,7 +121,7 @@ async def _flag(flag_id: uuid.UUID) -> FlagOut:
     return _flag_out(await db.fetchrow(_FLAG_SELECT + " WHERE f.id = $1", flag_id))
 
 
-async def _insert_flag(
+async def insert_flag(
     *,
     post_id: uuid.UUID,
     thread_id: uuid.UUID,
@@ -244,19 +132,28 @@ async def _insert_flag(
     flagger_agent_id: str | None,
     context: SignalContext | None = None,
     causation_id: str | None = None,
+    category: str | None = None,
+    score: float | None = None,
+    rules: list[str] | None = None,
+    directive_id: str | None = None,
 ) -> uuid.UUID:
-    """Insert an open flag and emit `forum.post.flagged` + `forum.moderation.flag.created`."""
+    """Insert an open flag and emit `forum.post.flagged` + `forum.moderation.flag.created`. Agent flags also
+    record their category, score, the rules that fired and their directive (one flag per directive)."""
     flag_id = uuid7()
     try:
         await db.execute(
-            "INSERT INTO moderation_flag (id, post_id, flagger_user_id, flagger_agent_id, reason, notes)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO moderation_flag (id, post_id, flagger_user_id, flagger_agent_id, reason, notes, category,"
+            " score, rules, directive_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             flag_id,
             post_id,
             uuid.UUID(flagger_user_id) if flagger_user_id else None,
             flagger_agent_id,
             reason,
             notes,
+            category,
+            score,
+            rules or [],
+            uuid.UUID(directive_id) if directive_id else None,
         )
     except asyncpg.UniqueViolationError:  # a concurrent flag by the same user won the race
         raise Conflict("you already flagged this post; a moderator will review it") from None
@@ -306,7 +203,7 @@ async def create_flag(ctx: RequestContext, post_ref: str, data: FlagIn) -> FlagO
         uuid.UUID(user_id),
     ):
         raise Conflict("you already flagged this post; a moderator will review it")
-    flag_id = await _insert_flag(
+    flag_id = await insert_flag(
         post_id=post["id"],
         thread_id=post["thread_id"],
         category_id=post["category_id"],
@@ -471,6 +368,7 @@ async def resolve_flag(ctx: RequestContext, flag_ref: str, data: ResolveIn) -> R
                 thread_id=str(post["thread_id"]), category_id=str(post["category_id"]), closed_by=moderator_id
             )
         )
+    await _decide_pending_hides(ctx, post["id"], approve=action == "hide", moderator_id=moderator_id)
     others = [str(r["id"]) for r in resolved if r["id"] != flag_id]
     return ResolveOut(
         flag=await _flag(flag_id),

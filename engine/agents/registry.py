@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.agents.api import AgentPackage, Decision, DirectiveView, Reader
+from engine.agents.directives import DirectiveRow
 from engine.llm import LLMProvider
 
 
@@ -23,6 +24,9 @@ class DraftStream(Protocol):
 
 
 DraftFactory = Callable[[str, DirectiveView, str], DraftStream | None]
+# Host policy that may approve a directive awaiting approval at once: returns who/what approved it
+# (recorded as `decided_by`, e.g. "policy:hide_pending_review") or None to leave it for a human.
+ApprovalWaiver = Callable[[DirectiveRow, dict[str, Any]], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class AgentRuntime:
     drafts: DraftFactory | None = None
     limits: OrgAgentLimits = field(default_factory=OrgAgentLimits)
     enqueue: Callable[[str, str], Awaitable[None]] | None = None  # (tenant, directive id)
+    approval_waivers: list[ApprovalWaiver] = field(default_factory=list)
 
     def add_package(self, package: AgentPackage) -> None:
         name = package.manifest.name

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 
 from engine import db
 from engine.agents.api import AgentContext, AgentPackage
-from engine.agents.directives import DirectiveRow, count_recent, count_recent_all, request_directive
+from engine.agents.directives import DirectiveRow, count_recent, count_recent_all, decide, request_directive
 from engine.agents.registry import AgentRuntime
 from engine.agents.signals import DirectiveRefused
 from engine.relay import StreamConfig
@@ -186,16 +186,26 @@ class SignalRouter:
                         correlation_id=signal.correlation_id,
                         depth=depth,
                     )
+                    if is_new and row.status == "awaiting_approval":
+                        row = await self._waive_approval(row, ctx.config)
                     if is_new:
                         created.append(row)
         if self.runtime.enqueue is not None:
             for row in created:
-                if row.status == "pending":
+                if row.status in ("pending", "approved"):
                     try:
                         await self.runtime.enqueue(signal.tenant, row.id)
                     except Exception as exc:  # the recovery sweep re-enqueues it from its row
                         log.warning("router: enqueue of %s failed (%s)", row.id, type(exc).__name__)
         return created
+
+    async def _waive_approval(self, row: DirectiveRow, config: dict[str, Any]) -> DirectiveRow:
+        """The host's approval policies may approve a directive at once (recorded as the decider)."""
+        for waiver in self.runtime.approval_waivers:
+            decided_by = await waiver(row, config)
+            if decided_by:
+                return await decide(row.id, approve=True, decided_by=decided_by)
+        return row
 
     async def _depth(self, signal: Signal) -> int:
         if signal.actor_type != "agent":

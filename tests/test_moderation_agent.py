@@ -309,3 +309,25 @@ async def test_policy_dry_run_counts_and_lists_flags_without_any_effect(app, mak
     assert (await forum.admin.post(url, json={"days": 0})).status_code == 400
     assert (await forum.moderator.post(url, json={})).status_code == 403
     assert await _counts(pool, forum.slug) == before
+
+
+async def test_a_new_thread_that_repeats_an_existing_one_is_flagged_as_a_likely_duplicate(app, make_client, pool):
+    forum = await make_forum(make_client)
+    await _install(forum)
+    await _age(pool, forum, "member", 30)
+    body = "How long should I cold crash a lager before kegging it, and at what temperature?"
+    original = await make_thread(
+        forum.admin, forum.slug, "general", title="Cold crash a lager before kegging", body=body
+    )
+    again = await make_thread(
+        forum.member,
+        forum.slug,
+        "general",
+        title="Cold crash lager before kegging?",
+        body="How long to cold crash a lager before kegging, and how cold?",
+    )
+    created = await _router(app).route(await _signal_for(pool, forum.slug, "forum.post.created", again["post"]["id"]))
+    (flag,) = created
+    assert flag.payload["category"] == "duplicate" and flag.payload["reason"] == "duplicate"
+    assert original["thread"]["id"] in flag.payload["reasons"][0]
+    assert [d.type for d in created] == ["forum.moderation.flag.create"]  # a duplicate is never hidden

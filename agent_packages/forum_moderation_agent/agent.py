@@ -42,7 +42,7 @@ MANIFEST = PackageManifest(
     default_config={
         "spam_threshold": 0.7,
         "toxicity_threshold": 0.8,
-        "duplicate_threshold": 0.85,
+        "duplicate_threshold": 0.6,
         "hide_threshold": 0.95,  # at or above: also ask to hide (waits for approval)
         "disabled_rules": [],
         "hide_pending_review_days": 0,  # > 0: hide at once (pending review) for accounts younger than this

@@ -9,14 +9,12 @@ signals sees the author as they were then.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from engine import db
 
-log = logging.getLogger("forum.moderation")
 REPEAT_WINDOW = "7 days"
 MIN_REPEAT_CHARS = 24
 _NORMALIZED = "btrim(regexp_replace(lower({col}), '[^a-z0-9]+', ' ', 'g'))"
@@ -77,33 +75,12 @@ async def moderation_facts(post_id: str, revision: int = 0, as_of: str | None = 
 
 
 async def _related(title: str, body: str, thread_id: str, author_id: str) -> list[dict[str, Any]]:
-    """The most similar visible threads by the retrieval helper (`backend.search.related`), when present."""
-    try:
-        from backend.search import related as retrieval  # landed by the retrieval lane
-    except ImportError:
-        return []
-    try:
-        viewer: Any = author_id
-        visibility = getattr(retrieval, "viewer_for_user", None)
-        if visibility is None:
-            try:
-                from backend.forum.visibility import viewer_for_user
+    """The threads most similar to a new thread that its author may open (`backend.search.related`)."""
+    from backend.search import related as retrieval
 
-                viewer = await viewer_for_user(author_id)
-            except ImportError:
-                pass
-        else:
-            viewer = await visibility(author_id)
-        found = await retrieval.related_threads(
-            f"{title}\n{body}", 3, visible_to=viewer, exclude_thread_ids=[thread_id]
-        )
-    except Exception as exc:  # retrieval is an aid: a failure never blocks screening
-        log.warning("moderation: related_threads failed (%s)", type(exc).__name__)
-        return []
+    found = await retrieval.related_threads(body, 3, visible_to=author_id, title=title, exclude_thread_ids=[thread_id])
     out = []
     for item in found:
-        score = getattr(item, "text_score", None)
-        if score is None:
-            score = getattr(item, "score", 0.0)
+        score = item.text_score
         out.append({"thread_id": item.thread_id, "title": item.title, "score": float(max(0.0, min(score, 1.0)))})
     return out

@@ -81,3 +81,33 @@ async def test_summary_every_n_replies(app, make_client, pool):
         created += await router.route(await _last_signal(pool, org["slug"], "forum.post.created"))
     assert [d.type for d in created] == ["forum.thread.summarize"]  # after the 2nd reply, not the 1st
     assert created[0].idempotency_key.endswith(f":{thread['id']}:2")
+
+
+STRUCTURED = [
+    "## Which fermenter?\n\nI want to brew **lagers** at home. Which fermenter should I buy for a cold garage?",
+    "> Which fermenter should I buy\n\nHere is how the two I own compare:\n\n| fermenter | price |\n|---|---|\n"
+    "| Conical | 300 |\n| Bucket | 20 |\n\nThe conical one is easier to clean after a long lager.",
+    "1. Sanitize everything first.\n2. Keep it at 10 degrees with a `temp controller`.\n\n```\nset 10C\n```\n"
+    "We decided to go with the bucket for the first batch.",
+    "What about [fermentation chambers](https://example.org/chambers) for very cold garages in winter?",
+]
+
+
+def test_tldr_turns_markdown_into_readable_sentences_linked_to_their_posts():
+    from agent_packages.forum_summary_agent.agent import render_tldr
+    from agent_packages.forum_summary_agent.summarizer import PostText
+
+    posts = [
+        PostText(author=a, body=b, ref=f"/o/x/t/1#post-{i}")
+        for i, (a, b) in enumerate(zip(["ana", "ben", "cy", "dee"], STRUCTURED, strict=True))
+    ]
+    text = render_tldr("Which fermenter?", posts, 120)
+    body = text.split("\n", 1)[1]
+    for leaked in ("|", "```", "##", "> ", "`", "**lagers**", "](https://"):
+        assert leaked not in body.replace("**Decisions**", "").replace("**Open questions**", ""), (leaked, text)
+    points = [line for line in text.splitlines() if line.startswith("- ")]
+    assert points and all(line.endswith(")") and "#post-" in line for line in points)
+    assert "- Ana says: I want to brew lagers at home. (" in text
+    assert all(line.rstrip(")").split(" ([post]")[0][-1] in ".?!" for line in points)  # complete sentences
+    assert "**Decisions**" in text and "We decided to go with the bucket" in text
+    assert "**Open questions**" in text and "fermentation chambers for very cold garages" in text

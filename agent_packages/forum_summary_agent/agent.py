@@ -1,11 +1,24 @@
-"""The summary agent: asks for `forum.thread.summarize` directives (on request, or each time a thread
-grows by `every_replies` replies) and writes a short TL;DR as an agent post. Reads through the engine's
-agent API only."""
+"""The summary agent: TL;DRs of threads (on request, or each time a thread grows by `every_replies`
+replies) and a thread's decisions and open questions, written as agent posts through directives.
+
+Offline it writes the TL;DR itself with `summarizer.summarize` (extractive, complete sentences, markdown
+turned into readable text, each point attributed and linked to its post); with a model it sends the
+posts as readable numbered text and turns the model's `[n]` references into links to the posts.
+Reads through the engine's agent API only.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from agent_packages.forum_summary_agent.summarizer import (
+    Point,
+    PostText,
+    decisions_and_open_questions,
+    plain_blocks,
+    summarize,
+)
 from engine.agents.api import (
     AgentContext,
     Decision,
@@ -19,24 +32,28 @@ from engine.signals import Signal
 
 MANIFEST = PackageManifest(
     name="forum_summary_agent",
-    version="1.0.0",
+    version="2.0.0",
     title="Summary agent",
-    description="Writes a short TL;DR of long threads, when someone asks for one or every N replies.",
+    description="Writes a readable TL;DR of long threads (each point linked to its post), with the thread's "
+    "decisions and open questions, when someone asks for one or every N replies; a weekly digest per category.",
     agent_handle="summary-agent",
     consumes=("forum.post.created",),
-    directives=("forum.thread.summarize",),
+    directives=("forum.thread.summarize", "forum.thread.extract_decisions"),
     permissions=("read_forum", "post_as_agent"),
     rate_limit_per_hour=20,
     daily_cost_cap_usd=1.0,
-    max_tokens=400,
-    default_config={"every_replies": 20, "max_sentences": 3},
+    max_tokens=500,
+    default_config={"every_replies": 20, "max_words": 120, "digest": True},
 )
 
 SYSTEM_PROMPT = (
-    "You are the summary agent of an online community forum, clearly labelled as an AI agent. Summarize "
-    "the thread below in at most {n} sentences: the question, the answers that found agreement, and what "
-    "is still open. Use only what the posts say."
+    "You are the summary agent of an online community forum, clearly labelled as an AI agent. Summarize the "
+    "numbered posts of the thread below as 3 to 5 short bullet points of complete sentences in plain prose (no "
+    "tables, code or headings): the question, the answers that found agreement, and what is still open. Name "
+    "who said what. End every bullet with the number of the post it comes from in brackets, like [2]. Use "
+    "only what the posts say; at most {words} words."
 )
+_REF_RE = re.compile(r"\[(\d{1,3})\]")
 
 
 def summarize_request(tenant: str, thread_id: str, version: int) -> DirectiveRequest:
@@ -46,6 +63,41 @@ def summarize_request(tenant: str, thread_id: str, version: int) -> DirectiveReq
         idempotency_key=f"forum.thread.summarize:{tenant}:{thread_id}:{version}",
         payload={"thread_id": thread_id, "summary_version": version},
     )
+
+
+def decisions_request(tenant: str, thread_id: str, version: int) -> DirectiveRequest:
+    return DirectiveRequest(
+        type="forum.thread.extract_decisions",
+        idempotency_key=f"forum.thread.extract_decisions:{tenant}:{thread_id}:{version}",
+        payload={"thread_id": thread_id, "summary_version": version},
+    )
+
+
+def post_link(tenant: str, thread_id: str, post_id: str) -> str:
+    return f"/o/{tenant}/t/{thread_id}#post-{post_id}"
+
+
+def _bullets(points: list[Point]) -> list[str]:
+    return [f"- {p.text()} ([post]({p.ref}))" if p.ref else f"- {p.text()}" for p in points]
+
+
+def render_tldr(title: str, posts: list[PostText], max_words: int, *, decisions: bool = True) -> str:
+    points = summarize(posts, max_words=max_words)
+    lines = [f"**TL;DR** of {len(posts)} posts:", "", *_bullets(points)]
+    if decisions:
+        found, open_questions = decisions_and_open_questions(posts)
+        if found:
+            lines += ["", "**Decisions**", "", *_bullets(found)]
+        if open_questions:
+            lines += ["", "**Open questions**", "", *_bullets(open_questions)]
+    return "\n".join(lines)
+
+
+def render_decisions(posts: list[PostText]) -> str:
+    found, open_questions = decisions_and_open_questions(posts)
+    lines = ["**Decisions**", "", *(_bullets(found) or ["- None recorded yet."])]
+    lines += ["", "**Open questions**", "", *(_bullets(open_questions) or ["- None: every question got a reply."])]
+    return "\n".join(lines)
 
 
 class SummaryAgent:
@@ -66,22 +118,53 @@ class SummaryAgent:
     async def decide(
         self, directive: DirectiveView, ctx: AgentContext, llm: LLMProvider, on_delta: DeltaSink
     ) -> Decision:
-        thread: dict[str, Any] = await ctx.read("forum.thread_posts", thread_id=directive.payload["thread_id"])
-        sentences = int(ctx.config.get("max_sentences", 3))
-        transcript = "\n\n".join(f"{p['author']}: {p['body']}" for p in thread["posts"])
+        thread_id = directive.payload["thread_id"]
+        thread: dict[str, Any] = await ctx.read("forum.thread_posts", thread_id=thread_id)
+        posts = [
+            PostText(author=p["author"] or "someone", body=p["body"], ref=post_link(ctx.tenant, thread_id, p["id"]))
+            for p in thread["posts"]
+        ]
+        if not posts:
+            return Decision(action="noop", confidence=0.0, reasons=["nothing to summarize"])
+        max_words = int(ctx.config.get("max_words", 120))
+        version = directive.payload.get("summary_version")
+        if directive.type == "forum.thread.extract_decisions":
+            text = render_decisions(posts)
+            await _stream(text, on_delta)
+            return Decision(action="reply", confidence=0.6, reasons=[f"decisions of {len(posts)} posts"], output=text)
+        if llm.name == "offline":
+            text = render_tldr(thread["title"], posts, max_words)
+            await _stream(text, on_delta)
+            reasons = [f"extractive summary of {len(posts)} posts (version {version})"]
+            return Decision(action="reply", confidence=0.6, reasons=reasons, output=text)
+        numbered = "\n\n".join(
+            f"[{i}] {p.author}: " + " ".join(plain_blocks(p.body)) for i, p in enumerate(posts, start=1)
+        )
         request = LLMRequest(
-            system=SYSTEM_PROMPT.format(n=sentences) + f"\n\nThread: {thread['title']}",
-            messages=[Message(role="user", content=transcript)],
+            system=SYSTEM_PROMPT.format(words=max_words) + f"\n\nThread: {thread['title']}",
+            messages=[Message(role="user", content=numbered)],
             max_tokens=self.manifest.max_tokens,
-            metadata={"task": "summarize", "max_sentences": str(sentences)},
+            metadata={"task": "summarize", "max_sentences": "4"},
         )
         result = await llm.generate(request, on_delta)
-        text = result.text.strip()
-        if not text:
-            return Decision(action="noop", confidence=0.0, reasons=["nothing to summarize"])
+        body = result.text.strip()
+        if not body:
+            return Decision(action="noop", confidence=0.0, reasons=["the model wrote nothing"])
+
+        def link(match: re.Match[str]) -> str:
+            n = int(match.group(1))
+            return f"([post]({posts[n - 1].ref}))" if 1 <= n <= len(posts) and posts[n - 1].ref else ""
+
+        text = f"**TL;DR** of {len(posts)} posts:\n\n" + _REF_RE.sub(link, body)
         return Decision(
             action="reply",
-            confidence=0.7,
-            reasons=[f"summary of {len(thread['posts'])} posts (version {directive.payload['summary_version']})"],
-            output=f"**TL;DR** {text}",
+            confidence=0.75,
+            reasons=[f"model summary of {len(posts)} posts (version {version})"],
+            output=text,
         )
+
+
+async def _stream(text: str, on_delta: DeltaSink) -> None:
+    """Offline text streams word by word through the same draft path as a model's."""
+    for word in re.findall(r"\S+\s*", text):
+        await on_delta(word)

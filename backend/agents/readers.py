@@ -67,13 +67,17 @@ async def thread_posts(thread_id: str, limit: int = 200) -> dict[str, Any]:
     if title is None:
         raise LookupError("thread not found")
     rows = await db.fetch(
-        "SELECT p.content_markdown, coalesce(u.username, p.author_agent_id) AS author FROM post p"
+        "SELECT p.id, p.created_at, p.content_markdown, coalesce(u.username, p.author_agent_id) AS author FROM post p"
         " LEFT JOIN users u ON u.id = p.author_user_id WHERE p.thread_id = $1 AND NOT p.is_deleted"
         " AND NOT p.is_hidden AND p.role = 'human' ORDER BY p.created_at, p.id LIMIT $2",
         uuid.UUID(thread_id),
         limit,
     )
-    return {"title": title, "posts": [{"author": r["author"], "body": r["content_markdown"]} for r in rows]}
+    posts = [
+        {"id": str(r["id"]), "author": r["author"], "body": r["content_markdown"], "at": r["created_at"].isoformat()}
+        for r in rows
+    ]
+    return {"title": title, "posts": posts}
 
 
 QUERIES: dict[str, Callable[..., Awaitable[Any]]] = {

@@ -24,7 +24,7 @@ from realtime.drafts import publish_draft_delta, publish_draft_end
 # Every package this deployment offers; installations per org choose among them.
 PACKAGES = (welcome_package, summary_package, moderation_package)
 # Directive types that end in an agent post in the directive's thread (streamed as a draft first).
-POSTING_DIRECTIVES = ("forum.post.create", "forum.thread.summarize")
+POSTING_DIRECTIVES = ("forum.post.create", "forum.thread.summarize", "forum.thread.extract_decisions")
 
 
 def build_llm(settings: Settings) -> LLMProvider:

@@ -65,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_proxy_max_bytes: int = 5 * 1024 * 1024
     image_proxy_timeout_s: float = 10.0
     image_proxy_allow_private: str = ""  # comma-separated host:port allowed despite a private address (tests)
+    agent_draft_stale_s: float = 120.0  # the draft sweep ends a draft whose attempt is silent this long
 
     def require_urls(self) -> tuple[str, str]:
         if not self.database_url or not self.redis_url:

@@ -3,7 +3,8 @@
 - the agent signal router (consumer group over the stream partitions),
 - the SAQ directive runner (jobs keyed by directive id),
 - the outbox sweeper (committed signals the fast-path relay left behind),
-- the requeue sweep (directives whose rows say they should run but whose jobs are gone).
+- the requeue sweep (directives whose rows say they should run but whose jobs are gone),
+- the draft sweep (drafts a dead attempt left on thread pages).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from saq import Worker
 
+from backend.agents.jobs import end_orphaned_drafts
 from backend.agents.runtime import build_runtime
 from backend.media.urls import configure_image_signing
 from backend.settings import Settings
@@ -107,6 +109,16 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
                 stop,
                 "requeue sweep",
                 lambda: requeue_stranded(queue, pending_after_s=settings.agent_requeue_after_s),
+            )
+        ),
+        asyncio.create_task(
+            _every(
+                settings.agent_requeue_interval_s,
+                stop,
+                "draft sweep",
+                lambda: end_orphaned_drafts(
+                    redis, stale_after_s=settings.agent_draft_stale_s, draft_ttl_s=settings.ws_draft_ttl_s
+                ),
             )
         ),
     ]

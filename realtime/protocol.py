@@ -75,6 +75,7 @@ class DraftEnd(msgspec.Struct, frozen=True, tag_field="op", tag="draft_end"):
     channel: str
     execution_id: str
     post_id: str | None
+    outcome: str = "saved"  # "saved" (post_id set) | "failed" | "abandoned" (its worker died)
 
 
 class Resync(msgspec.Struct, frozen=True, tag_field="op", tag="resync"):

@@ -146,5 +146,10 @@ class DraftListener:
         if notice.kind == "delta":
             message = Draft(channel=channel, execution_id=notice.execution_id, seq=notice.seq, delta=notice.delta)
         else:
-            message = DraftEnd(channel=channel, execution_id=notice.execution_id, post_id=notice.post_id or None)
+            message = DraftEnd(
+                channel=channel,
+                execution_id=notice.execution_id,
+                post_id=notice.post_id or None,
+                outcome=notice.outcome or ("saved" if notice.post_id else "failed"),
+            )
         self.hub.dispatch_draft(notice.tenant, channel, message)

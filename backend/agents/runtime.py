@@ -55,9 +55,9 @@ class ThreadDraft:
     async def delta(self, text: str) -> None:
         await publish_draft_delta(self.redis, self.tenant, self.thread_id, self.execution_id, text, ttl_s=self.ttl_s)
 
-    async def end(self, result: Mapping[str, Any] | None) -> None:
+    async def end(self, result: Mapping[str, Any] | None, *, outcome: str | None = None) -> None:
         post_id = str(result["post_id"]) if result and result.get("post_id") else None
-        await publish_draft_end(self.redis, self.tenant, self.thread_id, self.execution_id, post_id)
+        await publish_draft_end(self.redis, self.tenant, self.thread_id, self.execution_id, post_id, outcome=outcome)
 
 
 def build_runtime(

@@ -20,7 +20,10 @@ class DirectiveHandler(Protocol):
 class DraftStream(Protocol):
     async def delta(self, text: str) -> None: ...
 
-    async def end(self, result: Mapping[str, Any] | None) -> None: ...
+    async def end(self, result: Mapping[str, Any] | None, *, outcome: str | None = None) -> None:
+        """The draft is over: `result` of the saved effect, or None with `outcome` "failed" or
+        "abandoned" (an attempt whose worker died)."""
+        ...
 
 
 DraftFactory = Callable[[str, DirectiveView, str], DraftStream | None]

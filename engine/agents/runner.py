@@ -8,6 +8,8 @@ the effect and the acknowledgement, a retry or a replay produce one effect.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -136,9 +138,9 @@ async def run_directive(
             uuid.UUID(directive_id),
             attempt,
         )
-        await db.execute(
+        abandoned = await db.fetch(
             "UPDATE execution SET status = 'failed', error = 'abandoned: its worker was lost',"
-            " finished_at = now() WHERE directive_id = $1 AND status = 'running'",
+            " finished_at = now() WHERE directive_id = $1 AND status = 'running' RETURNING id",
             uuid.UUID(directive_id),
         )
         await db.execute(
@@ -183,6 +185,7 @@ async def run_directive(
                 refusal = f"this org's daily agent cost cap of ${runtime.limits.daily_cost_cap_usd:.2f} is reached"
         view = directive.view(attempt)
         config = merged_config(package, installation["config"]) if package and installation else {}
+    await _end_abandoned_drafts(runtime, tenant, view, [str(row["id"]) for row in abandoned])
     if refusal is not None:
         return await _finish_failed(
             runtime,
@@ -216,9 +219,15 @@ async def run_directive(
     started = time.perf_counter()
     try:
         decision = await package.decide(view, ctx, metered, on_delta)
+    except asyncio.CancelledError:  # the job was cancelled (timeout, shutdown): its draft is over
+        if draft is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(draft.end(None, outcome="abandoned"))
+        raise
     except Exception as exc:
         if draft is not None:
-            await draft.end(None)
+            with contextlib.suppress(Exception):
+                await draft.end(None, outcome="failed")
         return await _finish_failed(
             runtime,
             redis,
@@ -276,6 +285,24 @@ async def run_directive(
         decision=decision,
         result=result,
     )
+
+
+async def _end_abandoned_drafts(
+    runtime: AgentRuntime, tenant: str, view: DirectiveView, execution_ids: list[str]
+) -> None:
+    """End the drafts of attempts whose worker died mid-stream (their rows were just marked failed), so
+    open pages drop them and new subscribers are not replayed them. If Redis is unreachable the
+    worker's draft sweep ends them later."""
+    if runtime.drafts is None:
+        return
+    for execution_id in execution_ids:
+        draft = runtime.drafts(tenant, view, execution_id)
+        if draft is None:
+            continue
+        try:
+            await draft.end(None, outcome="abandoned")
+        except Exception:
+            log.warning("runner: could not end the draft of abandoned execution %s", execution_id, exc_info=True)
 
 
 async def _record_execution(

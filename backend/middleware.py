@@ -24,6 +24,7 @@ from backend.identity.service import (
     load_session,
     principal_for_token,
 )
+from backend.input_checks import Problem, check_json_body, check_path_and_query, is_json_media_type
 from backend.orgs.service import find_org, role_of
 from engine import db
 from engine.tenancy import InvalidSlug, validate_slug
@@ -39,24 +40,89 @@ _SCOPE_ROLE: dict[str, Role] = {
 
 
 class Reject(Exception):
-    """Stop the request at the boundary with an API error."""
+    """Stop the request at the boundary with an API error (API.md's shape: status_code, detail, extra)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        extra: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.extra = extra
+        self.headers = headers or {}
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> Reject:
+        return cls(
+            problem.status,
+            problem.detail,
+            extra=[{"key": problem.key, "message": problem.detail}],  # the shape errors.Invalid uses
+        )
 
 
-async def send_json_error(send: Send, status: int, detail: str) -> None:
-    body = msgspec.json.encode({"status_code": status, "detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def send_json_error(
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    extra: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    content: dict[str, object] = {"status_code": status, "detail": detail}
+    if extra:
+        content["extra"] = extra
+    body = msgspec.json.encode(content)
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_rejection(send: Send, rejection: Reject) -> None:
+    await send_json_error(send, rejection.status, rejection.detail, extra=rejection.extra, headers=rejection.headers)
+
+
+async def read_checked_body(scope: Scope, receive: Receive, headers: dict[str, str], max_bytes: int) -> Receive:
+    """Read the whole request body (bounded), check it (JSON only, no NUL, bounded depth) and return a
+    `receive` that replays it to the app. Raises Reject with 413/415/400."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Reject(413, f"request body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    trailing: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            trailing.append(message)  # a disconnect: hand it to the app after the body
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise Reject(413, f"request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if body:
+        if not is_json_media_type(headers.get("content-type", "")):
+            raise Reject(415, "request bodies must be JSON (Content-Type: application/json)")
+        problem = check_json_body(body)
+        if problem is not None:
+            raise Reject.from_problem(problem)
+    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *trailing]
+
+    async def replaying_receive() -> Message:
+        if replay:
+            return replay.pop(0)
+        return await receive()
+
+    return replaying_receive
 
 
 def request_headers(scope: Scope) -> dict[str, str]:
@@ -175,12 +241,17 @@ class RequestContextMiddleware:
                 await authorize_org(c, str(slug))
 
         try:
+            problem = check_path_and_query(scope.get("path_params", {}), scope["path"], scope.get("query_string", b""))
+            if problem is not None:
+                raise Reject.from_problem(problem)
+            if method not in SAFE_METHODS:
+                receive = await read_checked_body(scope, receive, headers, services.settings.max_body_bytes)
             async with unit_of_work(ctx, prepare=prepare) as uow:
                 await self.app(scope, receive, hold)
                 if _status_of(held) >= 400:
                     uow.mark_rollback()
         except Reject as rejection:
-            await send_json_error(send, rejection.status, rejection.detail)
+            await send_rejection(send, rejection)
             return
         for message in held:
             await send(message)

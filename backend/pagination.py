@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -38,9 +38,14 @@ def decode_cursor(cursor: str, n: int) -> list[str]:
 
 
 def cursor_time(value: str) -> datetime:
+    """A cursor's timestamp: timezone-aware and representable in UTC (`0001-01-01T00:00:00+14:00` is
+    not: converting it for the database overflows), else 400."""
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        at = datetime.fromisoformat(value)
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("naive timestamp")
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Invalid("invalid cursor", field="cursor") from None
 
 

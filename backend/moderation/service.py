@@ -34,6 +34,7 @@ from backend.moderation.schemas import (
     ResolveOut,
     UserRef,
 )
+from backend.pagination import cursor_time
 from engine import db
 from engine.ids import uuid7
 from engine.signals import SignalContext, emit
@@ -227,7 +228,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
         at, post_id = msgspec.json.decode(raw, type=tuple[str, str])
-        return datetime.fromisoformat(at), uuid.UUID(post_id)
+        return cursor_time(at), uuid.UUID(post_id)
     except (ValueError, msgspec.DecodeError):
         raise Invalid("invalid cursor", field="cursor") from None
 

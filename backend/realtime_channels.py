@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from agent_packages.forum_contract.signals import channel_keys
 from engine.signals import Signal
 
 _MODERATION_PREFIXES = ("forum.moderation.", "forum.spam.", "forum.toxicity.")
@@ -23,12 +24,13 @@ _SILENT_TYPES = frozenset({"forum.thread.viewed"})
 
 def channels_for(signal: Signal) -> list[str]:
     kind = signal.type
-    payload = signal.payload
+    keys = channel_keys(signal)
     if kind.startswith("forum.notification."):
-        user_id = payload.get("user_id")
-        return [f"user:{user_id}"] if user_id else []
+        return [f"user:{keys.user_id}"] if keys.user_id else []
     if kind in _MODERATION_TYPES or kind.startswith(_MODERATION_PREFIXES):
         return ["moderation"]
+    if kind == "forum.agent.escalated":
+        return ["agent-activity", "moderation"]  # an agent paging humans is the moderators' business too
     if kind.startswith(_AGENT_PREFIXES):
         return ["agent-activity"]
     if kind in _ORG_TYPES:
@@ -36,10 +38,8 @@ def channels_for(signal: Signal) -> list[str]:
     if kind in _SILENT_TYPES or not kind.startswith("forum."):
         return []
     channels = ["org"]
-    category_id = payload.get("category_id")
-    if category_id:
-        channels.append(f"category:{category_id}")
-    thread_id = payload.get("thread_id")
-    if thread_id:
-        channels.append(f"thread:{thread_id}")
+    if keys.category_id:
+        channels.append(f"category:{keys.category_id}")
+    if keys.thread_id:
+        channels.append(f"thread:{keys.thread_id}")
     return channels

@@ -10,8 +10,10 @@ Reads through the engine's agent API only.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from agent_packages.forum_contract.directives import ThreadExtractDecisions, ThreadSummarize
+from agent_packages.forum_contract.reads import ThreadQuery, ThreadReplyCountQuery
+from agent_packages.forum_contract.signals import PostCreated, payload_of
 from agent_packages.forum_summary_agent.summarizer import (
     Point,
     PostText,
@@ -56,20 +58,24 @@ SYSTEM_PROMPT = (
 _REF_RE = re.compile(r"\[(\d{1,3})\]")
 
 
+def _payload(directive: DirectiveView) -> ThreadSummarize | ThreadExtractDecisions:
+    if directive.type == ThreadExtractDecisions.directive_type:
+        return directive.payload_as(ThreadExtractDecisions)
+    return directive.payload_as(ThreadSummarize)
+
+
 def summarize_request(tenant: str, thread_id: str, version: int) -> DirectiveRequest:
     """The deterministic directive for one version of a thread's summary (spec §8.4)."""
-    return DirectiveRequest(
-        type="forum.thread.summarize",
-        idempotency_key=f"forum.thread.summarize:{tenant}:{thread_id}:{version}",
-        payload={"thread_id": thread_id, "summary_version": version},
+    return DirectiveRequest.of(
+        ThreadSummarize(thread_id=thread_id, summary_version=version),
+        f"forum.thread.summarize:{tenant}:{thread_id}:{version}",
     )
 
 
 def decisions_request(tenant: str, thread_id: str, version: int) -> DirectiveRequest:
-    return DirectiveRequest(
-        type="forum.thread.extract_decisions",
-        idempotency_key=f"forum.thread.extract_decisions:{tenant}:{thread_id}:{version}",
-        payload={"thread_id": thread_id, "summary_version": version},
+    return DirectiveRequest.of(
+        ThreadExtractDecisions(thread_id=thread_id, summary_version=version),
+        f"forum.thread.extract_decisions:{tenant}:{thread_id}:{version}",
     )
 
 
@@ -104,36 +110,39 @@ class SummaryAgent:
     manifest = MANIFEST
 
     async def plan(self, signal: Signal, ctx: AgentContext) -> list[DirectiveRequest]:
-        payload = signal.payload
-        if signal.type != "forum.post.created" or payload.get("role") != "human" or payload.get("is_first_post"):
+        if signal.type != PostCreated.signal_name:
+            return []
+        post = payload_of(signal, PostCreated)
+        if post.role != "human" or post.is_first_post:
             return []
         every = int(ctx.config.get("every_replies", 20))
         if every <= 0:
             return []
-        replies = await ctx.read("forum.thread_reply_count", thread_id=payload["thread_id"])
+        replies = await ctx.query(ThreadReplyCountQuery(thread_id=post.thread_id))
         if replies == 0 or replies % every:
             return []
-        return [summarize_request(ctx.tenant, payload["thread_id"], replies)]
+        return [summarize_request(ctx.tenant, post.thread_id, replies)]
 
     async def decide(
         self, directive: DirectiveView, ctx: AgentContext, llm: LLMProvider, on_delta: DeltaSink
     ) -> Decision:
-        thread_id = directive.payload["thread_id"]
-        thread: dict[str, Any] = await ctx.read("forum.thread_posts", thread_id=thread_id)
+        payload = _payload(directive)
+        thread_id = payload.thread_id
+        thread = await ctx.query(ThreadQuery(thread_id=thread_id, for_same_thread=True, human_only=True))
         posts = [
-            PostText(author=p["author"] or "someone", body=p["body"], ref=post_link(ctx.tenant, thread_id, p["id"]))
-            for p in thread["posts"]
+            PostText(author=p.author or "someone", body=p.body, ref=post_link(ctx.tenant, thread_id, p.id))
+            for p in thread.posts
         ]
         if not posts:
             return Decision(action="noop", confidence=0.0, reasons=["nothing to summarize"])
         max_words = int(ctx.config.get("max_words", 120))
-        version = directive.payload.get("summary_version")
+        version = payload.summary_version
         if directive.type == "forum.thread.extract_decisions":
             text = render_decisions(posts)
             await _stream(text, on_delta)
             return Decision(action="reply", confidence=0.6, reasons=[f"decisions of {len(posts)} posts"], output=text)
         if llm.name == "offline":
-            text = render_tldr(thread["title"], posts, max_words)
+            text = render_tldr(thread.title, posts, max_words)
             await _stream(text, on_delta)
             reasons = [f"extractive summary of {len(posts)} posts (version {version})"]
             return Decision(action="reply", confidence=0.6, reasons=reasons, output=text)
@@ -141,7 +150,7 @@ class SummaryAgent:
             f"[{i}] {p.author}: " + " ".join(plain_blocks(p.body)) for i, p in enumerate(posts, start=1)
         )
         request = LLMRequest(
-            system=SYSTEM_PROMPT.format(words=max_words) + f"\n\nThread: {thread['title']}",
+            system=SYSTEM_PROMPT.format(words=max_words) + f"\n\nThread: {thread.title}",
             messages=[Message(role="user", content=numbered)],
             max_tokens=self.manifest.max_tokens,
             metadata={"task": "summarize", "max_sentences": "4"},

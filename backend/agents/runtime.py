@@ -1,5 +1,6 @@
-"""Composition of the agent runtime: which packages exist, which handlers apply `forum.*` directives,
-which LLM answers, where drafts stream. Built by the web app and the worker alike."""
+"""Composition of the agent runtime: which packages exist, which domains apply which directives and
+serve which reads (each domain's `agent_ops.register`), which LLM answers, where drafts stream. Built by
+the web app and the worker alike."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from agent_packages.forum_contract.directives import PostCreate, ThreadExtractDecisions, ThreadSummarize
+from agent_packages.forum_faq_agent import package as faq_package
 from agent_packages.forum_moderation_agent import package as moderation_package
 from agent_packages.forum_summary_agent import package as summary_package
 from agent_packages.forum_welcome_agent import package as welcome_package
-from backend.agents.handlers import make_post_create_handler
-from backend.agents.readers import reader_for
-from backend.moderation.directives import hide_waiver, make_flag_create_handler, make_post_hide_handler
+from backend.agents.readers import make_reader_for
+from backend.forum import agent_ops as forum_ops
+from backend.identity import agent_ops as identity_ops
+from backend.moderation import agent_ops as moderation_ops
+from backend.notifications import agent_ops as notification_ops
+from backend.search import agent_ops as search_ops
 from backend.settings import Settings
 from engine.agents.api import DirectiveView
 from engine.agents.queue import DirectiveQueue
@@ -22,9 +28,13 @@ from engine.llm import LLMProvider, OfflineProvider, provider_from_settings
 from realtime.drafts import publish_draft_delta, publish_draft_end
 
 # Every package this deployment offers; installations per org choose among them.
-PACKAGES = (welcome_package, summary_package, moderation_package)
+PACKAGES = (welcome_package, summary_package, moderation_package, faq_package)
 # Directive types that end in an agent post in the directive's thread (streamed as a draft first).
-POSTING_DIRECTIVES = ("forum.post.create", "forum.thread.summarize", "forum.thread.extract_decisions")
+POSTING_DIRECTIVES = (
+    PostCreate.directive_type,
+    ThreadSummarize.directive_type,
+    ThreadExtractDecisions.directive_type,
+)
 
 
 def build_llm(settings: Settings) -> LLMProvider:
@@ -38,6 +48,10 @@ def build_llm(settings: Settings) -> LLMProvider:
         timeout_s=settings.llm_timeout_s,
         max_tokens=settings.llm_max_tokens,
     )
+
+
+def _unbuilt(tenant: str) -> Any:
+    raise RuntimeError("the runtime's reader is set by build_runtime")
 
 
 class ThreadDraft:
@@ -65,27 +79,29 @@ def build_runtime(
 ) -> AgentRuntime:
     runtime = AgentRuntime(
         llm=llm or build_llm(settings),
-        reader_for=reader_for,
+        reader_for=lambda tenant: _unbuilt(tenant),
         limits=OrgAgentLimits(
             max_directives_per_hour=settings.agent_max_directives_per_hour,
             daily_cost_cap_usd=settings.agent_daily_cost_cap_usd,
         ),
         enqueue=queue.enqueue if queue is not None else None,
     )
+    runtime.reader_for = make_reader_for(runtime)
     for package in PACKAGES:
         runtime.add_package(package)
-    post_handler = make_post_create_handler(runtime)
-    for directive_type in POSTING_DIRECTIVES:
-        runtime.add_handler(directive_type, post_handler)
-    runtime.add_handler("forum.moderation.flag.create", make_flag_create_handler(runtime))
-    runtime.add_handler("forum.post.hide", make_post_hide_handler(runtime))
-    runtime.approval_waivers.append(hide_waiver)
+    for domain in (forum_ops, identity_ops, search_ops, notification_ops, moderation_ops):
+        domain.register(runtime)
 
     def drafts(tenant: str, directive: DirectiveView, execution_id: str) -> DraftStream | None:
-        thread_id = directive.payload.get("thread_id")
-        if directive.type not in POSTING_DIRECTIVES or not thread_id:
+        if directive.type == PostCreate.directive_type:
+            thread_id = directive.payload_as(PostCreate).thread_id
+        elif directive.type == ThreadSummarize.directive_type:
+            thread_id = directive.payload_as(ThreadSummarize).thread_id
+        elif directive.type == ThreadExtractDecisions.directive_type:
+            thread_id = directive.payload_as(ThreadExtractDecisions).thread_id
+        else:
             return None
-        return ThreadDraft(redis, tenant, str(thread_id), execution_id, settings.ws_draft_ttl_s)
+        return ThreadDraft(redis, tenant, thread_id, execution_id, settings.ws_draft_ttl_s)
 
     runtime.drafts = drafts
     return runtime

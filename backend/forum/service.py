@@ -458,6 +458,8 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
         raise Unprocessable("that post is not in this thread")
     if post["is_deleted"] or post["is_hidden"]:
         raise Unprocessable("a deleted or hidden post cannot be the solution")
+    if not await db.fetchval("SELECT solution_eligible FROM post WHERE id = $1", post["id"]):
+        raise Unprocessable("an agent's greeting or summary cannot be the solution")
     first_post = await db.fetchval(
         "SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", thread["id"]
     )
@@ -497,6 +499,8 @@ async def create_agent_post(
     confidence: float | None,
     model: str | None,
     citations: list[dict[str, Any]],
+    purpose: str | None = None,
+    solution_eligible: bool = True,
 ) -> tuple[str, str, bool]:
     """Write an agent's post once per idempotency key. Returns (post id, category id, created).
 
@@ -528,6 +532,13 @@ async def create_agent_post(
             created_at=now,
             updated_at=now,
         )
+    )
+    await db.execute(
+        "UPDATE post SET agent_purpose = $2, solution_eligible = $3, answers_post_id = $4 WHERE id = $1",
+        post_id,
+        purpose,
+        solution_eligible,
+        reply_to,
     )
     await _count_reply(thread["id"], thread["category_id"], now)
     await emit(

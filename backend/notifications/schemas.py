@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-NotificationKind = Literal["mention", "reply", "agent_escalation"]
+NotificationKind = Literal["mention", "reply", "agent_escalation", "welcome"]
 
 
 class NotificationOut(msgspec.Struct):

@@ -132,6 +132,14 @@ async def notify_agent_escalation(
     return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
 
 
+async def notify_user(
+    *, user_id: str, kind: str, thread_id: str | None, post_id: str | None, agent_id: str
+) -> list[str]:
+    """One notification from an agent to one member (e.g. a welcome)."""
+    recipients: dict[str, NotificationKind] = {str(uuid.UUID(user_id)): kind}  # type: ignore[dict-item]
+    return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
+
+
 _LIST_SQL = """
 SELECT n.id, n.kind, n.post_id, n.thread_id, t.title AS thread_title, n.actor_user_id,
        u.username AS actor_username, n.actor_agent_id, n.read_at, n.created_at

@@ -1,23 +1,5 @@
-"""Notification signals. `user_id` routes them to the `user:<id>` websocket channel only."""
+"""Notification signals: defined in the typed forum contract, re-exported for the backend."""
 
-from __future__ import annotations
+from agent_packages.forum_contract.signals import NotificationCreated, NotificationsRead
 
-from engine.signals import SignalPayload, signal_type
-
-
-@signal_type("forum.notification.created")
-class NotificationCreated(SignalPayload, frozen=True, kw_only=True):
-    notification_id: str
-    user_id: str
-    kind: str  # mention | reply | agent_escalation
-    post_id: str | None
-    thread_id: str | None
-    actor_user_id: str | None
-    actor_agent_id: str | None
-
-
-@signal_type("forum.notification.read")
-class NotificationsRead(SignalPayload, frozen=True, kw_only=True):
-    user_id: str
-    notification_ids: list[str]  # empty with all=True
-    all: bool
+__all__ = ["NotificationCreated", "NotificationsRead"]

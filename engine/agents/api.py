@@ -7,8 +7,9 @@ execution's context so replays see the same input) and never writes to the datab
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -36,26 +37,62 @@ class PackageManifest(msgspec.Struct, frozen=True, kw_only=True):
     default_config: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
+class DirectivePayload(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every typed directive payload: subclasses name their directive type and the permission a
+    package needs to request it (the forum's live in agent_packages/forum_contract/directives.py)."""
+
+    directive_type: ClassVar[str] = ""
+    permission: ClassVar[str] = ""
+
+
+D = TypeVar("D", bound=DirectivePayload)
+R = TypeVar("R")
+
+
+class ReadQuery(msgspec.Struct, Generic[R], frozen=True, kw_only=True):
+    """Base of every typed read query: `read_name` is what the host serves, `permission` what the package
+    must declare, `result_type` what the result decodes to (`R`, for type checkers)."""
+
+    read_name: ClassVar[str] = ""
+    permission: ClassVar[str] = "read_forum"
+    result_type: ClassVar[Any] = Any
+
+
+class PermissionRefused(Exception):
+    """A package asked for a read or directive its manifest does not permit. Never retried."""
+
+
 class DirectiveRequest(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     idempotency_key: str
     payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, payload: DirectivePayload, idempotency_key: str) -> DirectiveRequest:
+        """The request for a typed payload (its type comes from the payload's class)."""
+        return cls(type=payload.directive_type, idempotency_key=idempotency_key, payload=msgspec.to_builtins(payload))
 
 
 class Citation(msgspec.Struct, frozen=True, kw_only=True):
     title: str
     url: str
     thread_id: str | None = None
+    post_id: str | None = None
+    number: int | None = None  # the [n] it is cited with
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """The structured decision record of one execution."""
 
-    action: Literal["reply", "escalate", "flag", "noop", "apply"]
+    action: Literal["reply", "escalate", "flag", "noop", "apply", "rejected"]
     confidence: float
     reasons: list[str]
     citations: list[Citation] = msgspec.field(default_factory=list)
     output: str = ""  # the text the agent wrote, when it wrote one
+    label: str = ""  # how the text was made, shown with it (e.g. "extractive answer, no language model")
+    # Further directives the decision calls for (e.g. an escalation); created with the decision's effect,
+    # each checked against the manifest like any other request.
+    followups: list[DirectiveRequest] = msgspec.field(default_factory=list)
 
 
 class DirectiveView(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,24 +104,66 @@ class DirectiveView(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any]
     attempt: int
 
+    def payload_as(self, payload_type: builtins.type[D]) -> D:
+        """The typed payload (raises msgspec.ValidationError when the stored payload does not fit)."""
+        if self.type != payload_type.directive_type:
+            raise ValueError(f"directive {self.type} is not {payload_type.directive_type}")
+        return msgspec.convert(self.payload, payload_type)
+
 
 Reader = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
 DeltaSink = Callable[[str], Awaitable[None]]
 
 
 class AgentContext:
-    """Read-only access for a package, recording every read (name, params, result) in order."""
+    """Read-only access for a package, recording every read (name, params, result) in order.
 
-    def __init__(self, tenant: str, config: Mapping[str, Any], reader: Reader) -> None:
+    With `permissions` (the manifest's) and `read_permissions` (read name → the permission it needs, from
+    the host), a read the package did not declare is refused with `PermissionRefused` and recorded."""
+
+    def __init__(
+        self,
+        tenant: str,
+        config: Mapping[str, Any],
+        reader: Reader,
+        *,
+        package: str = "",
+        permissions: tuple[str, ...] | None = None,
+        read_permissions: Mapping[str, str] | None = None,
+    ) -> None:
         self.tenant = tenant
         self.config = dict(config)
         self._reader = reader
+        self.package = package
+        self._permissions = permissions
+        self._read_permissions = read_permissions or {}
         self.reads: list[dict[str, Any]] = []
+        self.refusals: list[str] = []
+
+    def _check(self, name: str) -> None:
+        if self._permissions is None:
+            return
+        needed = self._read_permissions.get(name)
+        if needed is None or needed not in self._permissions:
+            reason = f"refused: package {self.package or '?'} may not call read {name}" + (
+                f" (needs permission {needed!r})" if needed else " (no such read)"
+            )
+            self.refusals.append(reason)
+            raise PermissionRefused(reason)
 
     async def read(self, name: str, **params: Any) -> Any:
-        result = await self._reader(name, params)
-        self.reads.append({"query": name, "params": params, "result": msgspec.to_builtins(result)})
-        return result
+        self._check(name)
+        result = msgspec.to_builtins(await self._reader(name, params))
+        self.reads.append({"query": name, "params": params, "result": result})
+        return result  # plain JSON-able values, exactly what was recorded (and what a replay serves)
+
+    async def query(self, query: ReadQuery[R]) -> R:
+        """A typed read: the query Struct in, its `result_type` out."""
+        params = msgspec.to_builtins(query)
+        await self.read(type(query).read_name, **params)
+        # decode what was recorded, so a replay (which serves recorded reads) decodes the same thing
+        converted: R = msgspec.convert(self.reads[-1]["result"], type(query).result_type, strict=False)
+        return converted
 
 
 class AgentPackage(Protocol):

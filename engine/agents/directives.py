@@ -150,12 +150,16 @@ async def request_directive(
     signal: Signal | None,
     correlation_id: str,
     depth: int = 0,
+    refusal: str | None = None,
 ) -> tuple[DirectiveRow, bool]:
     """Create the directive for `request` once (by idempotency key). A package asking for a directive
-    type it did not declare is refused, and the refusal is recorded as a `refused` directive."""
+    type it did not declare (or, with `refusal`, one it lacks the permission for) is refused, and the
+    refusal is recorded as a `refused` directive."""
     package = manifest.name if manifest else None
-    if manifest is not None and request.type not in manifest.directives:
-        reason = f"package {manifest.name} did not declare directive {request.type}"
+    if manifest is not None and refusal is None and request.type not in manifest.directives:
+        refusal = f"package {manifest.name} did not declare directive {request.type}"
+    if manifest is not None and refusal is not None:
+        reason = refusal
         row, created = await _insert(
             request,
             status="refused",

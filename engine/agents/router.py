@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from engine import db
-from engine.agents.api import AgentContext, AgentPackage
+from engine.agents.api import AgentPackage, PermissionRefused
 from engine.agents.directives import DirectiveRow, count_recent, count_recent_all, decide, request_directive
 from engine.agents.registry import AgentRuntime
 from engine.agents.signals import DirectiveRefused
@@ -134,10 +134,8 @@ class SignalRouter:
 
     async def route(self, signal: Signal) -> list[DirectiveRow]:
         """Plan and commit the directives one signal calls for; then enqueue the runnable ones."""
-        if signal.type.startswith("agent."):
-            return []  # the runtime's own bookkeeping never triggers agents
-        if is_imported(signal):
-            return []  # imported history: no agent answers or welcomes it
+        if not routable(signal):
+            return []
         context = SignalContext(
             actor_type="system",
             actor_id="router",
@@ -145,51 +143,8 @@ class SignalRouter:
             correlation_id=signal.correlation_id,
             causation_id=signal.id,
         )
-        created: list[DirectiveRow] = []
         async with tenant_work(self.redis, self.streams, signal.tenant, context):
-            installations = await db.fetch("SELECT package, config FROM installation WHERE enabled")
-            candidates = [
-                (self.runtime.packages[row["package"]], row["config"])
-                for row in installations
-                if row["package"] in self.runtime.packages
-                and signal.type in self.runtime.packages[row["package"]].manifest.consumes
-            ]
-            if not candidates:
-                return []
-            depth = await self._depth(signal)
-            for package, config in candidates:
-                manifest = package.manifest
-                if signal.actor_type == "agent" and signal.actor_id == manifest.name:
-                    continue  # an agent never triggers itself
-                if depth > self.runtime.limits.max_depth:
-                    log.info(
-                        "router: %s not triggered by %s (agent chain depth %d)",
-                        manifest.name,
-                        signal.id,
-                        depth,
-                    )
-                    continue
-                ctx = AgentContext(
-                    signal.tenant, merged_config(package, config), self.runtime.reader_for(signal.tenant)
-                )
-                for request in await package.plan(signal, ctx):
-                    refusal = await self._over_limit(manifest.name, ctx.config, manifest.rate_limit_per_hour)
-                    if refusal:
-                        await emit(
-                            DirectiveRefused(directive_id="", type=request.type, package=manifest.name, reason=refusal)
-                        )
-                        continue
-                    row, is_new = await request_directive(
-                        request,
-                        manifest=manifest,
-                        signal=signal,
-                        correlation_id=signal.correlation_id,
-                        depth=depth,
-                    )
-                    if is_new and row.status == "awaiting_approval":
-                        row = await self._waive_approval(row, ctx.config)
-                    if is_new:
-                        created.append(row)
+            created = await plan_signal(self.runtime, signal)
         if self.runtime.enqueue is not None:
             for row in created:
                 if row.status in ("pending", "approved"):
@@ -199,27 +154,86 @@ class SignalRouter:
                         log.warning("router: enqueue of %s failed (%s)", row.id, type(exc).__name__)
         return created
 
-    async def _waive_approval(self, row: DirectiveRow, config: dict[str, Any]) -> DirectiveRow:
-        """The host's approval policies may approve a directive at once (recorded as the decider)."""
-        for waiver in self.runtime.approval_waivers:
-            decided_by = await waiver(row, config)
-            if decided_by:
-                return await decide(row.id, approve=True, decided_by=decided_by)
-        return row
 
-    async def _depth(self, signal: Signal) -> int:
-        if signal.actor_type != "agent":
-            return 0
-        parent = None
-        if signal.causation_id:
-            parent = await db.fetchval("SELECT depth FROM directive WHERE id::text = $1", signal.causation_id)
-        return (parent or 0) + 1
+def routable(signal: Signal) -> bool:
+    """The runtime's own bookkeeping and imported history never trigger agents."""
+    return not signal.type.startswith("agent.") and not is_imported(signal)
 
-    async def _over_limit(self, package: str, config: dict[str, Any], manifest_limit: int) -> str | None:
-        per_hour = min(manifest_limit, int(config.get("rate_limit_per_hour", manifest_limit)))
-        if await count_recent(package, timedelta(hours=1)) >= per_hour:
-            return f"rate limit: {package} may request {per_hour} directives per hour in this org"
-        org_limit = self.runtime.limits.max_directives_per_hour
-        if await count_recent_all(timedelta(hours=1)) >= org_limit:
-            return f"rate limit: this org allows {org_limit} agent directives per hour"
-        return None
+
+async def plan_signal(runtime: AgentRuntime, signal: Signal, *, only_handle: str | None = None) -> list[DirectiveRow]:
+    """Inside the signal's tenant transaction: every enabled installation consuming the signal plans its
+    directives (each checked against its manifest and the rate limits); returns the newly created rows.
+    Planning the same signal again creates nothing (deterministic idempotency keys)."""
+    if not routable(signal):
+        return []
+    installations = await db.fetch("SELECT package, config FROM installation WHERE enabled")
+    candidates = [
+        (runtime.packages[row["package"]], row["config"])
+        for row in installations
+        if row["package"] in runtime.packages
+        and signal.type in runtime.packages[row["package"]].manifest.consumes
+        and (only_handle is None or runtime.packages[row["package"]].manifest.agent_handle == only_handle)
+    ]
+    if not candidates:
+        return []
+    created: list[DirectiveRow] = []
+    depth = await _depth(signal)
+    for package, config in candidates:
+        manifest = package.manifest
+        if signal.actor_type == "agent" and signal.actor_id == manifest.name:
+            continue  # an agent never triggers itself
+        if depth > runtime.limits.max_depth:
+            log.info("router: %s not triggered by %s (agent chain depth %d)", manifest.name, signal.id, depth)
+            continue
+        ctx = runtime.context(signal.tenant, manifest, merged_config(package, config))
+        try:
+            requests = await package.plan(signal, ctx)
+        except PermissionRefused as exc:
+            await emit(DirectiveRefused(directive_id="", type="(plan)", package=manifest.name, reason=str(exc)))
+            continue
+        for request in requests:
+            refusal = await _over_limit(runtime, manifest.name, ctx.config, manifest.rate_limit_per_hour)
+            if refusal:
+                await emit(DirectiveRefused(directive_id="", type=request.type, package=manifest.name, reason=refusal))
+                continue
+            row, is_new = await request_directive(
+                request,
+                manifest=manifest,
+                signal=signal,
+                correlation_id=signal.correlation_id,
+                depth=depth,
+                refusal=runtime.directive_refusal(manifest, request.type),
+            )
+            if is_new and row.status == "awaiting_approval":
+                row = await _waive_approval(runtime, row, ctx.config)
+            if is_new:
+                created.append(row)
+    return created
+
+
+async def _waive_approval(runtime: AgentRuntime, row: DirectiveRow, config: dict[str, Any]) -> DirectiveRow:
+    """The host's approval policies may approve a directive at once (recorded as the decider)."""
+    for waiver in runtime.approval_waivers:
+        decided_by = await waiver(row, config)
+        if decided_by:
+            return await decide(row.id, approve=True, decided_by=decided_by)
+    return row
+
+
+async def _depth(signal: Signal) -> int:
+    if signal.actor_type != "agent":
+        return 0
+    parent = None
+    if signal.causation_id:
+        parent = await db.fetchval("SELECT depth FROM directive WHERE id::text = $1", signal.causation_id)
+    return (parent or 0) + 1
+
+
+async def _over_limit(runtime: AgentRuntime, package: str, config: dict[str, Any], manifest_limit: int) -> str | None:
+    per_hour = min(manifest_limit, int(config.get("rate_limit_per_hour", manifest_limit)))
+    if await count_recent(package, timedelta(hours=1)) >= per_hour:
+        return f"rate limit: {package} may request {per_hour} directives per hour in this org"
+    org_limit = runtime.limits.max_directives_per_hour
+    if await count_recent_all(timedelta(hours=1)) >= org_limit:
+        return f"rate limit: this org allows {org_limit} agent directives per hour"
+    return None

@@ -26,9 +26,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     session_ttl_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
-    login_max_failures_per_account: int = 5
+    # Failed sign-ins before 429: per account-and-address pair and per address in `login_failure_window_s`,
+    # per account from all addresses (slower, so a stranger cannot lock an account out) in the longer window.
+    login_max_failures_per_pair: int = 5
     login_max_failures_per_ip: int = 20
     login_failure_window_s: int = 900
+    login_max_failures_per_account: int = 50
+    login_account_window_s: int = 3600
     register_max_per_ip: int = 20
     register_window_s: int = 3600
     sweeper_interval_s: float = 5.0

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import msgspec
 
-Username = Annotated[
-    str, msgspec.Meta(min_length=2, max_length=30, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*[A-Za-z0-9_]$")
-]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+from backend.identity.rules import EMAIL_PATTERN, USERNAME_PATTERN
+
+# Anchored with \A and \Z (`$` would let "alice\n" through); the service normalises and re-checks.
+Username = Annotated[str, msgspec.Meta(min_length=2, max_length=30, pattern=USERNAME_PATTERN)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=EMAIL_PATTERN)]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
 
 

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from backend.context import Principal, RequestContext
 from backend.errors import Conflict, RateLimited, Unauthorized
+from backend.identity.rules import normalize_email, normalize_login, normalize_username
 from backend.identity.schemas import LoginIn, MeOut, OrgMembershipOut, RegisterIn, UserOut
 from backend.identity.tables import User
 from engine import db
@@ -95,11 +96,12 @@ async def register(ctx: RequestContext, data: RegisterIn, *, throttle: bool = Tr
     count, ttl = await _window_count(ctx.redis, ip_key)
     if throttle and count >= settings.register_max_per_ip:
         raise RateLimited("too many accounts created from this address", retry_after=ttl or 60)
+    username, email = normalize_username(data.username), normalize_email(data.email)
     taken = await db.fetchrow(
-        "SELECT lower(username) = lower($1) AS username_taken, lower(email) = lower($2) AS email_taken"
-        " FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2) LIMIT 1",
-        data.username,
-        data.email,
+        "SELECT lower(username) = lower($1) AS username_taken, lower(email) = $2 AS email_taken"
+        " FROM users WHERE lower(username) = lower($1) OR lower(email) = $2 LIMIT 1",
+        username,
+        email,
     )
     if taken is not None:
         field = "username" if taken["username_taken"] else "email"
@@ -109,8 +111,8 @@ async def register(ctx: RequestContext, data: RegisterIn, *, throttle: bool = Tr
         rows = await User.insert(
             User(
                 id=uuid7(),
-                username=data.username,
-                email=data.email.lower(),
+                username=username,
+                email=email,
                 password_hash=password_hash,
             )
         ).returning(User.id, User.username, User.email, User.created_at, User.is_agent)
@@ -121,29 +123,72 @@ async def register(ctx: RequestContext, data: RegisterIn, *, throttle: bool = Tr
     return user_out(rows[0])
 
 
+# Count a sign-in attempt BEFORE verifying it, atomically: refuse (and count nothing) when any limit is
+# reached, else count it against every limit. KEYS: pair, account, ip; ARGV: limit and window of each.
+_LOGIN_ATTEMPT_LUA = """
+for i = 1, #KEYS do
+  local n = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then
+    return {i, redis.call('TTL', KEYS[i])}
+  end
+end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then
+    redis.call('EXPIRE', KEYS[i], ARGV[2 * i])
+  end
+end
+return {0, 0}
+"""
+# A successful sign-in was not a failure: give back what it counted (the pair's counter is cleared).
+_LOGIN_REFUND_LUA = """
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
+end
+return 0
+"""
+_LOGIN_LIMIT_MESSAGES = {
+    1: "too many failed sign-ins for this account from this address",
+    2: "too many failed sign-ins for this account",
+    3: "too many failed sign-ins from this address",
+}
+
+
 async def check_credentials(ctx: RequestContext, data: LoginIn) -> UserOut:
-    """Verify a login, limited per account and per (hashed) IP; failures count, success clears the
-    account's counter. Runs in the handler, so it works whatever the middleware order."""
+    """Verify a login. Each attempt is counted atomically before the password is checked, so concurrent
+    guesses get at most the limit of real checks: per account-and-address pair (strict: a stranger
+    locks out only themselves), per account from all addresses (slower, against distributed guessing)
+    and per address. A success gives its count back and clears the pair's."""
     settings = ctx.settings
-    account_key = "login:fail:acct:" + hashlib.sha256(data.login.lower().encode()).hexdigest()[:32]
-    ip_key = f"login:fail:ip:{ctx.ip_hash}"
-    acct_count, acct_ttl = await _window_count(ctx.redis, account_key)
-    ip_count, ip_ttl = await _window_count(ctx.redis, ip_key)
-    if acct_count >= settings.login_max_failures_per_account:
-        raise RateLimited("too many failed sign-ins for this account", retry_after=acct_ttl or 60)
-    if ip_count >= settings.login_max_failures_per_ip:
-        raise RateLimited("too many failed sign-ins from this address", retry_after=ip_ttl or 60)
-    row = await db.fetchrow(
-        "SELECT id, username, email, created_at, is_agent, password_hash FROM users"
-        " WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND NOT is_agent",
-        data.login,
-    )
+    login = normalize_login(data.login)
+    row = None
+    if login is not None:
+        row = await db.fetchrow(
+            "SELECT id, username, email, created_at, is_agent, password_hash FROM users"
+            " WHERE (lower(username) = $1 OR lower(email) = $1) AND NOT is_agent",
+            login,
+        )
+    # The account, however it was named (username or email, any case); an unknown name counts as itself.
+    named = str(row["id"]) if row is not None else (login if login is not None else data.login)
+    account = hashlib.sha256(named.encode()).hexdigest()[:32]
+    keys = [f"login:fail:pair:{account}:{ctx.ip_hash}", f"login:fail:acct:{account}", f"login:fail:ip:{ctx.ip_hash}"]
+    limits = [
+        settings.login_max_failures_per_pair,
+        settings.login_failure_window_s,
+        settings.login_max_failures_per_account,
+        settings.login_account_window_s,
+        settings.login_max_failures_per_ip,
+        settings.login_failure_window_s,
+    ]
+    hit, ttl = await ctx.redis.eval(_LOGIN_ATTEMPT_LUA, len(keys), *keys, *limits)  # type: ignore[misc]
+    if int(hit):
+        raise RateLimited(_LOGIN_LIMIT_MESSAGES[int(hit)], retry_after=int(ttl) if int(ttl) > 0 else 60)
     ok = await verify_password(row["password_hash"] if row else _DUMMY_HASH, data.password)
     if row is None or not ok:
-        await _window_hit(ctx.redis, account_key, settings.login_failure_window_s)
-        await _window_hit(ctx.redis, ip_key, settings.login_failure_window_s)
         raise Unauthorized("wrong username/email or password")
-    await ctx.redis.delete(account_key)
+    await ctx.redis.eval(_LOGIN_REFUND_LUA, len(keys), *keys)  # type: ignore[misc]
     return user_out(dict(row))
 
 

@@ -42,9 +42,7 @@ async def test_a_stranger_cannot_lock_the_owner_out(make_client: Any, settings: 
     assert (await login(owner, name)).status_code == 200  # the owner, from their own address, is not
 
 
-async def test_the_slower_per_account_limit_stops_guessing_from_many_addresses(
-    make_app: Any, make_client: Any
-) -> None:
+async def test_the_slower_per_account_limit_stops_guessing_from_many_addresses(make_app: Any, make_client: Any) -> None:
     app = make_app(login_max_failures_per_pair=3, login_max_failures_per_account=7)
     name = unique("dist")
     assert (await register(make_client(ip=random_ip(), application=app), name)).status_code == 201

@@ -28,6 +28,7 @@ from backend.moderation.routes import ModerationController
 from backend.notifications.routes import NotificationController
 from backend.orgs.routes import OrgController
 from backend.realtime_routes import org_socket, realtime_lifespan
+from backend.routing.routes import RoutingController
 from backend.search.routes import SearchController
 from backend.settings import Settings
 from engine import db
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
         ModerationController,
         SearchController,
         AgentsController,
+        RoutingController,
         image_proxy,
     ]
     route_handlers += [NotificationController, org_socket]  # issue 4: notifications, websocket

@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_requeue_after_s: float = 10.0  # a pending directive this old with no job is enqueued again
     agent_job_heartbeat_s: int = 30  # a directive job silent this long is swept and retried by SAQ
     agent_worker_sweep_s: int = 5  # how often SAQ looks for stuck jobs
+    agent_unanswered_sweep_s: float = 60.0  # how often the worker looks for questions nobody answered
+    agent_digest_sweep_s: float = 3600.0  # how often the worker checks whether a weekly digest is due
     llm_offline_delay_s: float = 0.0  # per-token pause of the offline provider (demos, benchmarks)
     # Image proxy (remote images in posts, backend/media)
     image_proxy_max_bytes: int = 5 * 1024 * 1024

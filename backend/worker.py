@@ -4,7 +4,8 @@
 - the SAQ directive runner (jobs keyed by directive id),
 - the outbox sweeper (committed signals the fast-path relay left behind),
 - the requeue sweep (directives whose rows say they should run but whose jobs are gone),
-- the draft sweep (drafts a dead attempt left on thread pages).
+- the draft sweep (drafts a dead attempt left on thread pages),
+- the agents' time triggers (unanswered questions, weekly digests: backend/agents/periodic.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from saq import Worker
 
 from backend.agents.jobs import end_orphaned_drafts
+from backend.agents.periodic import sweep_digests, sweep_unanswered
 from backend.agents.runtime import build_runtime
 from backend.media.urls import configure_image_signing
 from backend.settings import Settings
@@ -120,6 +122,17 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
                     redis, stale_after_s=settings.agent_draft_stale_s, draft_ttl_s=settings.ws_draft_ttl_s
                 ),
             )
+        ),
+        asyncio.create_task(
+            _every(
+                settings.agent_unanswered_sweep_s,
+                stop,
+                "unanswered sweep",
+                lambda: sweep_unanswered(runtime, redis, streams),
+            )
+        ),
+        asyncio.create_task(
+            _every(settings.agent_digest_sweep_s, stop, "digest sweep", lambda: sweep_digests(runtime, redis, streams))
         ),
     ]
     try:

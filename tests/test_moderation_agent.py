@@ -187,6 +187,27 @@ async def test_spam_from_a_new_account_is_flagged_with_reasons_and_its_hide_wait
     assert (await _run(app, forum.slug, hide_directive.id)).status == "skipped"
     assert (await _counts(pool, forum.slug))["hidden"] == 0
 
+    # the moderator's outcome is recorded against the agent and each rule: a false flag
+    moderation = (await forum.admin.get(f"{forum.base}/agents/metrics")).json()["moderation"]
+    agent = moderation["false_flag_rate"]["by_agent"]["moderation-agent"]
+    assert agent == {"flags": 1, "resolved": 1, "dismissed": 1, "false_flag_rate": 1.0}
+    rules = {r["rule"]: r for r in moderation["false_flag_rate"]["by_rule"] if r["agent"] == "moderation-agent"}
+    assert rules["scam_phrasing"]["false_flag_rate"] == 1.0 and "url_shortener" in rules
+    assert moderation["time_to_review_s"]["reviewed"] == 1 and moderation["time_to_review_s"]["median"] >= 0
+    assert moderation["spam_incidence"]["flagged"] == 1 and moderation["spam_incidence"]["confirmed"] == 0
+    assert moderation["spam_incidence"]["confirmed_rate"] == 0.0  # data, and none confirmed
+    assert moderation["confidence"]["forum_moderation_agent"]["decisions"] == 1
+
+
+async def test_metrics_without_data_say_no_data_not_zero(app, make_client, pool):
+    forum = await make_forum(make_client)
+    moderation = (await forum.admin.get(f"{forum.base}/agents/metrics")).json()["moderation"]
+    assert moderation["flags_per_day"] == [] and moderation["flags_per_day_avg"] is None
+    assert moderation["time_to_review_s"] == {"reviewed": 0, "median": None, "avg": None}
+    assert moderation["false_flag_rate"]["by_agent"] == {}
+    assert moderation["spam_incidence"]["flagged_rate"] is None and moderation["routing"]["success_rate"] is None
+    assert moderation["confidence"] == {}
+
 
 async def test_a_moderator_approves_the_hide_and_the_agent_hides_once(app, make_client, pool):
     forum = await make_forum(make_client)

@@ -72,6 +72,30 @@ class UserNotify(DirectivePayload, frozen=True, kw_only=True):
     post_id: str | None = None
 
 
+class ExpertNotify(DirectivePayload, frozen=True, kw_only=True):
+    """Ask one member to look at an unanswered or escalated thread (caps re-checked when applied)."""
+
+    directive_type: ClassVar[str] = "forum.expert.notify"
+    permission: ClassVar[str] = "notify_members"
+    thread_id: str
+    user_id: str
+    username: str
+    reason: str  # unanswered | escalated
+    score: float
+    evidence: dict[str, int]  # replies, accepted, helpful
+    per_thread: int
+    per_user_daily: int
+
+
+class DigestPost(DirectivePayload, frozen=True, kw_only=True):
+    """A category's weekly digest as an agent post in its digest thread, once per category and week."""
+
+    directive_type: ClassVar[str] = "forum.digest.post"
+    permission: ClassVar[str] = "post_as_agent"
+    category_id: str
+    week: str
+
+
 ALL_DIRECTIVES: tuple[type[DirectivePayload], ...] = (
     PostCreate,
     ThreadSummarize,
@@ -80,4 +104,6 @@ ALL_DIRECTIVES: tuple[type[DirectivePayload], ...] = (
     PostHide,
     AgentEscalate,
     UserNotify,
+    ExpertNotify,
+    DigestPost,
 )

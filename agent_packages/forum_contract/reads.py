@@ -163,3 +163,27 @@ class ModerationFactsQuery(ReadQuery[dict[str, Any]], frozen=True, kw_only=True)
 
 
 ALL_READS = (*ALL_READS, ModerationFactsQuery)
+
+
+class ExpertCandidatesQuery(ReadQuery[dict[str, Any]], frozen=True, kw_only=True):
+    """Who could answer a thread, from participation history in its category (served by routing)."""
+
+    read_name: ClassVar[str] = "forum.expert_candidates"
+    result_type: ClassVar[Any] = dict[str, Any]
+    thread_id: str
+    limit: int = 3
+    per_user_daily: int = 2
+    window_days: int = 180
+
+
+class DigestDataQuery(ReadQuery[dict[str, Any]], frozen=True, kw_only=True):
+    """A category's week: top threads, unanswered questions, solved ones (served by digest)."""
+
+    read_name: ClassVar[str] = "forum.digest_data"
+    result_type: ClassVar[Any] = dict[str, Any]
+    category_id: str
+    days: int = 7
+    top: int = 5
+
+
+ALL_READS = (*ALL_READS, ExpertCandidatesQuery, DigestDataQuery)

@@ -273,3 +273,21 @@ class PostHidden(SignalPayload, frozen=True, kw_only=True):
     category_id: str
     hidden_by_agent: str
     directive_id: str
+
+
+@signal_type("forum.thread.unanswered")
+class ThreadUnanswered(SignalPayload, frozen=True, kw_only=True):
+    """A question still without a reply after the routing agent's delay (emitted once per thread by the
+    worker's sweep)."""
+
+    thread_id: str
+    category_id: str
+    waited_s: float
+
+
+@signal_type("forum.digest.due")
+class DigestDue(SignalPayload, frozen=True, kw_only=True):
+    """A category's weekly digest is due (emitted once per category and ISO week by the worker's sweep)."""
+
+    category_id: str
+    week: str  # e.g. 2026-W49

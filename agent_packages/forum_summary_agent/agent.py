@@ -10,10 +10,11 @@ Reads through the engine's agent API only.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from agent_packages.forum_contract.directives import ThreadExtractDecisions, ThreadSummarize
-from agent_packages.forum_contract.reads import ThreadQuery, ThreadReplyCountQuery
-from agent_packages.forum_contract.signals import PostCreated, payload_of
+from agent_packages.forum_contract.directives import DigestPost, ThreadExtractDecisions, ThreadSummarize
+from agent_packages.forum_contract.reads import DigestDataQuery, ThreadQuery, ThreadReplyCountQuery
+from agent_packages.forum_contract.signals import DigestDue, PostCreated, payload_of
 from agent_packages.forum_summary_agent.summarizer import (
     Point,
     PostText,
@@ -39,8 +40,8 @@ MANIFEST = PackageManifest(
     description="Writes a readable TL;DR of long threads (each point linked to its post), with the thread's "
     "decisions and open questions, when someone asks for one or every N replies; a weekly digest per category.",
     agent_handle="summary-agent",
-    consumes=("forum.post.created",),
-    directives=("forum.thread.summarize", "forum.thread.extract_decisions"),
+    consumes=("forum.post.created", "forum.digest.due"),
+    directives=("forum.thread.summarize", "forum.thread.extract_decisions", "forum.digest.post"),
     permissions=("read_forum", "post_as_agent"),
     rate_limit_per_hour=20,
     daily_cost_cap_usd=1.0,
@@ -110,6 +111,16 @@ class SummaryAgent:
     manifest = MANIFEST
 
     async def plan(self, signal: Signal, ctx: AgentContext) -> list[DirectiveRequest]:
+        if signal.type == DigestDue.signal_name:
+            due = payload_of(signal, DigestDue)
+            if not ctx.config.get("digest", True):
+                return []
+            return [
+                DirectiveRequest.of(
+                    DigestPost(category_id=due.category_id, week=due.week),
+                    f"forum.digest.post:{ctx.tenant}:{due.category_id}:{due.week}",
+                )
+            ]
         if signal.type != PostCreated.signal_name:
             return []
         post = payload_of(signal, PostCreated)
@@ -126,6 +137,8 @@ class SummaryAgent:
     async def decide(
         self, directive: DirectiveView, ctx: AgentContext, llm: LLMProvider, on_delta: DeltaSink
     ) -> Decision:
+        if directive.type == DigestPost.directive_type:
+            return await self._digest(directive, ctx, on_delta)
         payload = _payload(directive)
         thread_id = payload.thread_id
         thread = await ctx.query(ThreadQuery(thread_id=thread_id, for_same_thread=True, human_only=True))
@@ -171,6 +184,45 @@ class SummaryAgent:
             reasons=[f"model summary of {len(posts)} posts (version {version})"],
             output=text,
         )
+
+    async def _digest(self, directive: DirectiveView, ctx: AgentContext, on_delta: DeltaSink) -> Decision:
+        payload = directive.payload_as(DigestPost)
+        data: dict[str, Any] = await ctx.query(DigestDataQuery(category_id=payload.category_id))
+        if data.get("skip"):
+            return Decision(action="noop", confidence=0.0, reasons=[str(data["skip"])])
+        text = render_digest(ctx.tenant, data, payload.week)
+        await _stream(text, on_delta)
+        reasons = [f"weekly digest of {data['active_threads']} active thread(s) in {data['category']['name']}"]
+        return Decision(action="reply", confidence=0.9, reasons=reasons, output=text)
+
+
+def render_digest(tenant: str, data: dict[str, Any], week: str) -> str:
+    def lines(items: list[dict[str, Any]], empty: str) -> list[str]:
+        if not items:
+            return [f"- {empty}"]
+        out = []
+        for t in items:
+            activity = f"{t['posts']} new post(s)" + (f", {t['reactions']} like(s)" if t["reactions"] else "")
+            out.append(f"- [{t['title']}](/o/{tenant}/t/{t['id']}): {activity}.")
+        return out
+
+    return "\n".join(
+        [
+            f"**Weekly digest of {data['category']['name']}** ({week}): {data['active_threads']} active thread(s).",
+            "",
+            "**Top threads**",
+            "",
+            *lines(data["top"], "Nothing new this week."),
+            "",
+            "**Waiting for an answer**",
+            "",
+            *lines(data["unanswered"], "Every question got a reply."),
+            "",
+            "**Solved this week**",
+            "",
+            *lines(data["solved"], "No thread was marked solved."),
+        ]
+    )
 
 
 async def _stream(text: str, on_delta: DeltaSink) -> None:

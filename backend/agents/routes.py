@@ -9,6 +9,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.agents import service
+from backend.agents.metrics_moderation import moderation_metrics
 from backend.agents.schemas import (
     AgentList,
     AgentOut,
@@ -39,8 +40,10 @@ class AgentsController(Controller):
 
     @get("/agents/metrics")
     async def metrics(self, ctx: Ctx, org: FromPath[str]) -> dict[str, Any]:
-        """Per agent: responses, helpful rate, escalation rate, flag precision, cost, time to response."""
-        return {"agents": await service.metrics(ctx)}
+        """Per agent: responses, helpful rate, escalation rate, flag precision, cost, time to response; under
+        "moderation": flags per day, time to review, false-flag rate per rule and agent, spam incidence,
+        confidence distribution per agent, routing success (moderators; null = no data)."""
+        return {"agents": await service.metrics(ctx), "moderation": await moderation_metrics()}
 
     @get("/signals")
     async def signals(

@@ -12,13 +12,16 @@ from redis.asyncio import Redis
 from agent_packages.forum_contract.directives import PostCreate, ThreadExtractDecisions, ThreadSummarize
 from agent_packages.forum_faq_agent import package as faq_package
 from agent_packages.forum_moderation_agent import package as moderation_package
+from agent_packages.forum_routing_agent import package as routing_package
 from agent_packages.forum_summary_agent import package as summary_package
 from agent_packages.forum_welcome_agent import package as welcome_package
 from backend.agents.readers import make_reader_for
+from backend.digest import agent_ops as digest_ops
 from backend.forum import agent_ops as forum_ops
 from backend.identity import agent_ops as identity_ops
 from backend.moderation import agent_ops as moderation_ops
 from backend.notifications import agent_ops as notification_ops
+from backend.routing import agent_ops as routing_ops
 from backend.search import agent_ops as search_ops
 from backend.settings import Settings
 from engine.agents.api import DirectiveView
@@ -28,7 +31,7 @@ from engine.llm import LLMProvider, OfflineProvider, provider_from_settings
 from realtime.drafts import publish_draft_delta, publish_draft_end
 
 # Every package this deployment offers; installations per org choose among them.
-PACKAGES = (welcome_package, summary_package, moderation_package, faq_package)
+PACKAGES = (welcome_package, summary_package, moderation_package, faq_package, routing_package)
 # Directive types that end in an agent post in the directive's thread (streamed as a draft first).
 POSTING_DIRECTIVES = (
     PostCreate.directive_type,
@@ -89,7 +92,7 @@ def build_runtime(
     runtime.reader_for = make_reader_for(runtime)
     for package in PACKAGES:
         runtime.add_package(package)
-    for domain in (forum_ops, identity_ops, search_ops, notification_ops, moderation_ops):
+    for domain in (forum_ops, identity_ops, search_ops, notification_ops, moderation_ops, routing_ops, digest_ops):
         domain.register(runtime)
 
     def drafts(tenant: str, directive: DirectiveView, execution_id: str) -> DraftStream | None:

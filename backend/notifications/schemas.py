@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-NotificationKind = Literal["mention", "reply", "agent_escalation", "welcome"]
+NotificationKind = Literal["mention", "reply", "agent_escalation", "welcome", "expert_request", "digest"]
 
 
 class NotificationOut(msgspec.Struct):

@@ -140,6 +140,18 @@ async def notify_user(
     return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
 
 
+async def notify_expert_request(*, thread_id: str, post_id: str | None, agent_id: str, user_id: str) -> list[str]:
+    """The routing agent asks a member to look at an unanswered or escalated thread."""
+    recipients: dict[str, NotificationKind] = {str(uuid.UUID(user_id)): "expert_request"}
+    return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
+
+
+async def notify_digest(*, thread_id: str, post_id: str, agent_id: str, user_ids: Sequence[str]) -> list[str]:
+    """A category's weekly digest was posted: one notification per subscriber."""
+    recipients: dict[str, NotificationKind] = {str(uuid.UUID(u)): "digest" for u in user_ids}
+    return await _create(recipients, post_id=post_id, thread_id=thread_id, actor_user_id=None, actor_agent_id=agent_id)
+
+
 _LIST_SQL = """
 SELECT n.id, n.kind, n.post_id, n.thread_id, t.title AS thread_title, n.actor_user_id,
        u.username AS actor_username, n.actor_agent_id, n.read_at, n.created_at

@@ -1,7 +1,7 @@
 -- Issue 13: expert routing, weekly digests, per-user read marks.
 ALTER TABLE notification DROP CONSTRAINT IF EXISTS notification_kind_check;
 ALTER TABLE notification ADD CONSTRAINT notification_kind_check
-    CHECK (kind IN ('mention', 'reply', 'agent_escalation', 'expert_request', 'digest'));
+    CHECK (kind IN ('mention', 'reply', 'agent_escalation', 'welcome', 'expert_request', 'digest'));
 
 -- One row per person the routing agent asked to answer a thread; answered_at when they replied.
 CREATE TABLE expert_notification (

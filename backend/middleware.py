@@ -31,6 +31,7 @@ from engine.tenancy import InvalidSlug, validate_slug
 
 log = logging.getLogger("forum.request")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_SCOPES = frozenset({"write", "moderate", "admin"})
 _SCOPE_ROLE: dict[str, Role] = {
     "admin": "admin",
     "moderate": "moderator",
@@ -170,6 +171,11 @@ async def authenticate(services: Services, headers: dict[str, str], method: str)
     return Principal(user_id=session.user_id, username=username, via="session")
 
 
+def may_write(principal: Principal) -> bool:
+    """Sessions may write (roles decide what); tokens only with a write, moderate or admin scope."""
+    return principal.via != "token" or any(s in WRITE_SCOPES for s in principal.token_scopes)
+
+
 async def authorize_org(ctx: RequestContext, slug: str) -> None:
     """Resolve the org named by the URL and the caller's role in it. Private orgs are 404 to
     non-members; a token is bound to its own org."""
@@ -195,7 +201,7 @@ async def authorize_org(ctx: RequestContext, slug: str) -> None:
                 raise Reject(403, "the token's creator is no longer a member of this org")
             granted = max((_SCOPE_ROLE[s] for s in principal.token_scopes), key=ROLE_RANK.__getitem__)
             role = min(granted, member_role, key=ROLE_RANK.__getitem__)  # type: ignore[assignment]
-            can_write = any(s in principal.token_scopes for s in ("write", "moderate", "admin"))
+            can_write = may_write(principal)
         else:
             role = member_role  # type: ignore[assignment]
             can_write = True
@@ -236,6 +242,9 @@ class RequestContextMiddleware:
 
         async def prepare(c: RequestContext) -> None:
             c.principal = await authenticate(services, headers, method)
+            if c.principal is not None and method not in SAFE_METHODS and not may_write(c.principal):
+                # Scopes are enforced here, for every unsafe route at once (issue 11 item 9).
+                raise Reject(403, "this token may only read: its scopes do not include write")
             slug = scope.get("path_params", {}).get("org")
             if slug is not None:
                 await authorize_org(c, str(slug))

@@ -54,7 +54,28 @@ async def ensure_demo(services: Services, data_dir: Path) -> DemoCredentials:
             await orgs.create_org(ctx, OrgIn(slug=DEMO_ORG, name="Demo Community", visibility="public"))
             print(f"demo | created the public org {DEMO_ORG!r} with admin {creds.username!r}", flush=True)
     await seed_demo_forum(services, admin)
+    await enable_demo_agents(services, admin)
     return creds
+
+
+# The demo shows the FAQ agent at work (new orgs have it off until an admin installs it).
+DEMO_AGENTS = {"forum_faq_agent": {"categories": ["help-questions", "general"], "confidence_threshold": 0.5}}
+
+
+async def enable_demo_agents(services: Services, admin: Principal) -> None:
+    """Install the demo's agents once; an admin's later changes (disable, reconfigure) are kept."""
+    async with as_operator(services, admin):
+        org = await orgs.find_org(DEMO_ORG)
+    assert org is not None
+    async with as_operator(services, admin, org, "admin"):
+        for package, config in DEMO_AGENTS.items():
+            await db.execute(
+                "INSERT INTO installation (package, enabled, config, installed_by) VALUES ($1, true, $2::jsonb, $3)"
+                " ON CONFLICT (package) DO NOTHING",
+                package,
+                msgspec.json.encode(config).decode(),
+                admin.user_id,
+            )
 
 
 async def _demo_user(services: Services, username: str) -> Principal:

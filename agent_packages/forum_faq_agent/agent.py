@@ -140,6 +140,9 @@ class FaqAgent:
     async def decide(
         self, directive: DirectiveView, ctx: AgentContext, llm: LLMProvider, on_delta: DeltaSink
     ) -> Decision:
+        if directive.type == AgentEscalate.directive_type:  # the follow-up of a decision not to answer
+            escalation = directive.payload_as(AgentEscalate)
+            return Decision(action="escalate", confidence=0.0, reasons=escalation.reasons)
         config = self.config(ctx)
         payload = directive.payload_as(PostCreate)
         assert payload.reply_to_post_id is not None

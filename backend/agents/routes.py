@@ -9,10 +9,12 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from backend.agents import service
+from backend.agents.metrics import question_metrics
 from backend.agents.metrics_moderation import moderation_metrics
 from backend.agents.schemas import (
     AgentList,
     AgentOut,
+    AskIn,
     DirectiveStatus,
     FeedbackIn,
     InstallationIn,
@@ -41,9 +43,15 @@ class AgentsController(Controller):
     @get("/agents/metrics")
     async def metrics(self, ctx: Ctx, org: FromPath[str]) -> dict[str, Any]:
         """Per agent: responses, helpful rate, escalation rate, flag precision, cost, time to response; under
-        "moderation": flags per day, time to review, false-flag rate per rule and agent, spam incidence,
-        confidence distribution per agent, routing success (moderators; null = no data)."""
-        return {"agents": await service.metrics(ctx), "moderation": await moderation_metrics()}
+        "questions" the org's question metrics (spec §14.1: time to first response, answered within 24 h,
+        deflection, escalation, helpful rate, cost per resolved thread); under "moderation": flags per day,
+        time to review, false-flag rate per rule and agent, spam incidence, confidence distribution per
+        agent, routing success (moderators; null = no data)."""
+        return {
+            "agents": await service.metrics(ctx),
+            "questions": await question_metrics(ctx),
+            "moderation": await moderation_metrics(),
+        }
 
     @get("/signals")
     async def signals(
@@ -104,5 +112,11 @@ class AgentsController(Controller):
     async def feedback(
         self, ctx: Ctx, org: FromPath[str], post_id: FromPath[str], data: JSONBody[FeedbackIn]
     ) -> dict[str, Any]:
-        """Rate an agent's post: helpful or not (one rating per member, changeable)."""
-        return await service.record_feedback(ctx, post_id, helpful=data.helpful, reason=data.reason)
+        """Rate an agent's post: helpful or not, with an optional reason (one rating per member, changeable);
+        `solved: true` marks the thread solved by this answer (its author or a moderator)."""
+        return await service.record_feedback(ctx, post_id, helpful=data.helpful, reason=data.reason, solved=data.solved)
+
+    @post("/threads/{ref:str}/ask", status_code=HTTP_202_ACCEPTED)
+    async def ask(self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[AskIn]) -> dict[str, Any]:
+        """Ask an agent (default the FAQ agent) to answer in this thread; 202 with the directive."""
+        return await service.request_answer(ctx, ref, data.agent, data.post_id)

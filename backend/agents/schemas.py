@@ -28,6 +28,7 @@ class AgentOut(msgspec.Struct):
     installed: bool
     enabled: bool
     config: dict[str, Any]
+    config_schema: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON schema of the config, when typed
 
 
 class AgentList(msgspec.Struct):
@@ -41,6 +42,15 @@ class ReplayIn(msgspec.Struct, forbid_unknown_fields=True):
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
     helpful: bool
     reason: str | None = msgspec.field(default=None)
+    # "this solved it": marks the thread solved by this (agent) answer; the thread's author or a moderator
+    solved: bool = False
+
+
+class AskIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Ask an agent to answer in a thread (the "Ask the agent" button)."""
+
+    agent: str = "faq-agent"
+    post_id: str | None = None  # the post to answer; default: the thread's opening post
 
 
 class SignalOut(msgspec.Struct):

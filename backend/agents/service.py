@@ -13,17 +13,20 @@ from backend.agents.schemas import AgentOut, InstallationIn, SignalOut
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
 from backend.forum.queries import thread_row
-from backend.forum.signals import AgentFeedbackRecorded
+from backend.forum.service import solve_thread
+from backend.forum.signals import AgentFeedbackRecorded, AgentResponseRequested
+from backend.forum.visibility import can_see_category, viewer_for_user
 from backend.pagination import decode_cursor, encode_cursor, parse_uuid
 from engine import db
 from engine.agents import directives as directive_store
 from engine.agents.registry import AgentRuntime
-from engine.agents.router import merged_config
+from engine.agents.router import merged_config, plan_signal
 from engine.agents.runner import replay_execution
 from engine.ids import uuid7
 from engine.signals import emit
 
 _CONFIG_LIMITS = ("rate_limit_per_hour", "daily_cost_cap_usd")
+MAX_FEEDBACK_REASON = 500
 
 
 def _runtime(ctx: RequestContext) -> AgentRuntime:
@@ -31,6 +34,12 @@ def _runtime(ctx: RequestContext) -> AgentRuntime:
     if runtime is None:
         raise NotFound("agents are not configured on this server")
     return runtime
+
+
+def config_schema(package: Any) -> dict[str, Any]:
+    """The JSON schema of a package's typed config (`config_type`), for generated settings forms."""
+    config_type = getattr(package, "config_type", None)
+    return msgspec.json.schema(config_type) if config_type is not None else {}
 
 
 def _json(value: Any) -> Any:
@@ -61,6 +70,7 @@ async def list_agents(ctx: RequestContext) -> list[AgentOut]:
                 installed=row is not None,
                 enabled=bool(row and row["enabled"]),
                 config=merged_config(package, row["config"] if row else {}),
+                config_schema=config_schema(package),
             )
         )
     return out
@@ -85,6 +95,12 @@ async def install(ctx: RequestContext, package_name: str, data: InstallationIn) 
             value = data.config[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= ceiling:
                 raise Unprocessable(f"{key} must be a number between 0 and the package's {ceiling}")
+    config_type = getattr(package, "config_type", None)
+    if config_type is not None:
+        try:
+            msgspec.convert({**manifest.default_config, **data.config}, config_type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise Unprocessable(f"invalid config for {package_name}: {exc}") from None
     await db.execute(
         "INSERT INTO installation (package, enabled, config, installed_by) VALUES ($1, $2, $3::jsonb, $4)"
         " ON CONFLICT (package) DO UPDATE SET enabled = EXCLUDED.enabled, config = EXCLUDED.config,"
@@ -249,27 +265,41 @@ async def replay(ctx: RequestContext, execution_id: str, *, dry_run: bool) -> di
     return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
 
 
-async def record_feedback(ctx: RequestContext, post_id: str, *, helpful: bool, reason: str | None) -> dict[str, Any]:
+async def record_feedback(
+    ctx: RequestContext, post_id: str, *, helpful: bool, reason: str | None, solved: bool = False
+) -> dict[str, Any]:
+    """Rate an agent's post (helpful or not, with an optional reason); with `solved`, the thread's author
+    (or a moderator) marks the thread solved by this answer."""
     ctx.require_role("member")
     user_id = ctx.require_user().user_id
+    if reason is not None and len(reason) > MAX_FEEDBACK_REASON:
+        raise Invalid(f"reason is limited to {MAX_FEEDBACK_REASON} characters", field="reason")
     row = await db.fetchrow(
-        "SELECT id, role, author_agent_id, thread_id FROM post WHERE id = $1 AND NOT is_deleted",
+        "SELECT p.id, p.role, p.author_agent_id, p.thread_id, p.solution_eligible, t.category_id FROM post p"
+        " JOIN thread t ON t.id = p.thread_id WHERE p.id = $1 AND NOT p.is_deleted AND NOT p.is_hidden",
         parse_uuid(post_id, "post"),
     )
-    if row is None:
+    if row is None or not await can_see_category(await viewer_for_user(user_id), row["category_id"]):
         raise NotFound("post not found")
     if row["role"] != "agent":
         raise Unprocessable("feedback is collected on agent posts only")
+    if solved and not helpful:
+        raise Invalid("an answer that solved the question is helpful", field="solved")
+    if solved and not row["solution_eligible"]:
+        raise Unprocessable("an agent's greeting or summary cannot be the solution")
+    reason = reason.strip() or None if reason else None
     await db.execute(
-        "INSERT INTO agent_feedback (id, post_id, user_id, agent, helpful, reason) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO agent_feedback (id, post_id, user_id, agent, helpful, reason, solved)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (post_id, user_id) DO UPDATE SET helpful = EXCLUDED.helpful, reason = EXCLUDED.reason,"
-        " updated_at = now()",
+        " solved = agent_feedback.solved OR EXCLUDED.solved, updated_at = now()",
         uuid7(),
         row["id"],
         uuid.UUID(user_id),
         row["author_agent_id"],
         helpful,
         reason,
+        solved,
     )
     await emit(
         AgentFeedbackRecorded(
@@ -278,9 +308,66 @@ async def record_feedback(ctx: RequestContext, post_id: str, *, helpful: bool, r
             agent=row["author_agent_id"],
             user_id=user_id,
             helpful=helpful,
+            reason=reason,
         )
     )
-    return {"post_id": str(row["id"]), "helpful": helpful}
+    if solved:
+        await solve_thread(ctx, str(row["thread_id"]), str(row["id"]))
+    return {"post_id": str(row["id"]), "helpful": helpful, "reason": reason, "solved": solved}
+
+
+async def request_answer(ctx: RequestContext, thread_ref: str, agent: str, post_ref: str | None) -> dict[str, Any]:
+    """A member asks an agent to answer in a thread: `forum.agent.response.requested`, planned at once
+    (202 with the directive; asking again returns the same one)."""
+    ctx.require_role("member")
+    user_id = ctx.require_user().user_id
+    runtime = _runtime(ctx)
+    package = runtime.package_for_handle(agent)
+    if package is None:
+        raise NotFound(f"no agent {agent!r}")
+    if AgentResponseRequested.signal_name not in package.manifest.consumes:
+        raise Unprocessable(f"{agent} does not answer on request")
+    enabled = await db.fetchval("SELECT enabled FROM installation WHERE package = $1", package.manifest.name)
+    if not enabled:
+        raise Conflict(f"{agent} is not enabled in this org: an admin can enable it on the agents page")
+    thread = await thread_row(thread_ref)
+    if not await can_see_category(await viewer_for_user(user_id), thread["category_id"]):
+        raise NotFound("thread not found")
+    if post_ref is None:
+        post_id = await db.fetchval(
+            "SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", thread["id"]
+        )
+    else:
+        post_id = await db.fetchval(
+            "SELECT id FROM post WHERE id = $1 AND thread_id = $2 AND NOT is_deleted AND NOT is_hidden",
+            parse_uuid(post_ref, "post"),
+            thread["id"],
+        )
+        if post_id is None:
+            raise NotFound("post not found in this thread")
+    signal = await emit(
+        AgentResponseRequested(
+            agent=agent,
+            thread_id=str(thread["id"]),
+            category_id=str(thread["category_id"]),
+            post_id=str(post_id),
+            requested_by_user_id=user_id,
+        )
+    )
+    assert signal is not None
+    rows = await plan_signal(runtime, signal, only_handle=agent, include_existing=True)
+    if not rows:
+        raise Unprocessable(f"{agent} has nothing to do for this post")
+    row = rows[0]
+    created = row.signal_id == signal.id
+    if created and row.status == "pending" and runtime.enqueue is not None:
+        enqueue, tenant = runtime.enqueue, ctx.require_org().slug
+
+        async def enqueue_after_commit() -> None:
+            await enqueue(tenant, row.id)
+
+        ctx.after_commit.append(enqueue_after_commit)
+    return {"directive_id": row.id, "status": row.status, "created": created}
 
 
 async def metrics(ctx: RequestContext) -> list[dict[str, Any]]:
@@ -302,8 +389,9 @@ async def metrics(ctx: RequestContext) -> list[dict[str, Any]]:
             " (SELECT count(*) FROM moderation_flag WHERE flagger_agent_id = $1"
             "   AND status IN ('action_taken', 'dismissed')) AS flags_resolved,"
             " (SELECT coalesce(sum(cost_usd), 0) FROM agent_usage WHERE package = $2) AS cost_usd,"
-            " (SELECT avg(extract(epoch FROM p.created_at - t.created_at)) FROM post p JOIN thread t"
-            "   ON t.id = p.thread_id WHERE p.author_agent_id = $1 AND p.role = 'agent') AS avg_first_response_s",
+            " (SELECT avg(extract(epoch FROM p.created_at - coalesce(a.created_at, t.created_at))) FROM post p"
+            "   JOIN thread t ON t.id = p.thread_id LEFT JOIN post a ON a.id = p.answers_post_id"
+            "   WHERE p.author_agent_id = $1 AND p.role = 'agent') AS avg_first_response_s",
             handle,
             name,
         )

@@ -12,6 +12,7 @@ import msgspec
 from backend.context import RequestContext
 from backend.errors import NotFound
 from backend.forum.schemas import AuthorOut, CategoryOut, LatestThreadOut, PostOut, ThreadOut, ThreadPage
+from backend.forum.visibility import viewer_of, visible_category_ids
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
 from engine import db
 
@@ -45,7 +46,8 @@ async def list_categories(ctx: RequestContext) -> list[CategoryOut]:
         " l.last_activity_at AS latest_activity FROM category c"
         " LEFT JOIN LATERAL (SELECT id, title, slug, last_activity_at FROM thread t"
         "   WHERE t.category_id = c.id ORDER BY last_activity_at DESC, id DESC LIMIT 1) l ON true"
-        " WHERE NOT c.is_archived ORDER BY c.position, c.name"
+        " WHERE NOT c.is_archived AND c.id = ANY($1::uuid[]) ORDER BY c.position, c.name",
+        await visible_category_ids(viewer_of(ctx)),
     )
     return [category_out(r) for r in rows]
 
@@ -82,8 +84,8 @@ async def list_threads(
     ctx: RequestContext, *, category_slug: str | None, cursor: str | None, limit: int | None
 ) -> ThreadPage:
     page = page_limit(limit)
-    args: list[Any] = []
-    where: list[str] = []
+    args: list[Any] = [await visible_category_ids(viewer_of(ctx))]
+    where: list[str] = ["t.category_id = ANY($1::uuid[])"]
     if category_slug is not None:
         category_id = await db.fetchval("SELECT id FROM category WHERE slug = $1", category_slug)
         if category_id is None:

@@ -21,6 +21,12 @@ class CategoryIn(msgspec.Struct, forbid_unknown_fields=True):
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     position: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
     qa_mode: bool = False
+    # visible to moderators, admins and the category's members only
+    is_private: bool = False
+    # who an agent pages when it is not confident about a question here (usernames; else the moderators)
+    escalation_usernames: Annotated[list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=10)] = (
+        msgspec.field(default_factory=list)
+    )
 
 
 class LatestThreadOut(msgspec.Struct):

@@ -27,6 +27,7 @@ from backend.forum.schemas import (
     ThreadOut,
 )
 from backend.forum.tables import Category, Post, Thread
+from backend.forum.visibility import can_see_category, require_visible_thread, viewer_of
 from backend.media.policy import image_policy
 from backend.notifications.service import notify_for_post
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
@@ -73,6 +74,13 @@ async def create_category(ctx: RequestContext, data: CategoryIn) -> CategoryOut:
             updated_at=now,
         )
     )
+    if data.is_private or data.escalation_usernames:
+        await db.execute(
+            "UPDATE category SET is_private = $2, escalation_usernames = $3 WHERE id = $1",
+            category_id,
+            data.is_private,
+            data.escalation_usernames,
+        )
     await emit(sig.CategoryCreated(category_id=str(category_id), slug=slug, name=data.name, qa_mode=data.qa_mode))
     row = await db.fetchrow(
         "SELECT c.*, NULL::uuid AS latest_id, NULL AS latest_title, NULL AS latest_slug,"
@@ -190,7 +198,7 @@ async def _emit_post_created(
 async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut, PostOut]:
     user_id = _require_writer(ctx)
     category = await db.fetchrow("SELECT id, is_archived FROM category WHERE slug = $1", data.category)
-    if category is None:
+    if category is None or not await can_see_category(viewer_of(ctx), category["id"]):
         raise NotFound("category not found")
     if category["is_archived"]:
         raise Conflict("this category is archived")
@@ -250,6 +258,7 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
 async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to_post_id: str | None) -> PostOut:
     user_id = _require_writer(ctx)
     thread = await queries.thread_row(thread_ref)
+    await require_visible_thread(ctx, thread)
     if thread["status"] != "open":
         raise Conflict(f"this thread is {thread['status']}: replies are closed")
     reply_to = None
@@ -284,6 +293,7 @@ async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to
 
 async def get_thread(ctx: RequestContext, thread_ref: str, *, cursor: str | None, limit: int | None) -> ThreadDetail:
     thread = await queries.thread_row(thread_ref)
+    await require_visible_thread(ctx, thread)
     page = page_limit(limit, default=50)
     after: tuple[datetime, uuid.UUID] | None = None
     if cursor:

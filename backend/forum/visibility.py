@@ -8,9 +8,12 @@ are never shown to agents (and their bodies are concealed from people by the for
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 
+from backend.context import RequestContext
+from backend.errors import NotFound
 from engine import db
 from engine.tenancy import current_tenant
 
@@ -49,3 +52,17 @@ async def visible_category_ids(viewer: Viewer) -> list[uuid.UUID]:
 
 async def can_see_category(viewer: Viewer, category_id: uuid.UUID) -> bool:
     return category_id in set(await visible_category_ids(viewer))
+
+
+def viewer_of(ctx: RequestContext) -> Viewer:
+    """The viewer a request acts as (its principal, staff by its org role)."""
+    return Viewer(
+        user_id=ctx.principal.user_id if ctx.principal else None,
+        is_staff=ctx.has_role("moderator"),
+    )
+
+
+async def require_visible_thread(ctx: RequestContext, thread: Any) -> None:
+    """404 (not 403: its existence is not disclosed) when the request may not see `thread`'s category."""
+    if not await can_see_category(viewer_of(ctx), thread["category_id"]):
+        raise NotFound("thread not found")

@@ -160,10 +160,13 @@ def routable(signal: Signal) -> bool:
     return not signal.type.startswith("agent.") and not is_imported(signal)
 
 
-async def plan_signal(runtime: AgentRuntime, signal: Signal, *, only_handle: str | None = None) -> list[DirectiveRow]:
+async def plan_signal(
+    runtime: AgentRuntime, signal: Signal, *, only_handle: str | None = None, include_existing: bool = False
+) -> list[DirectiveRow]:
     """Inside the signal's tenant transaction: every enabled installation consuming the signal plans its
     directives (each checked against its manifest and the rate limits); returns the newly created rows.
-    Planning the same signal again creates nothing (deterministic idempotency keys)."""
+    Planning the same signal again creates nothing (deterministic idempotency keys); with
+    `include_existing` the rows it would have created are returned too."""
     if not routable(signal):
         return []
     installations = await db.fetch("SELECT package, config FROM installation WHERE enabled")
@@ -206,7 +209,7 @@ async def plan_signal(runtime: AgentRuntime, signal: Signal, *, only_handle: str
             )
             if is_new and row.status == "awaiting_approval":
                 row = await _waive_approval(runtime, row, ctx.config)
-            if is_new:
+            if is_new or include_existing:
                 created.append(row)
     return created
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,7 @@ from engine.tenancy import InvalidSlug, validate_slug
 log = logging.getLogger("forum.request")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_SCOPES = frozenset({"write", "moderate", "admin"})
+COOKIE_SETTING_PREFIX = "/api/v1/auth/"  # login, register, logout: no CSRF token exists yet
 _SCOPE_ROLE: dict[str, Role] = {
     "admin": "admin",
     "moderate": "moderator",
@@ -171,6 +173,43 @@ async def authenticate(services: Services, headers: dict[str, str], method: str)
     return Principal(user_id=session.user_id, username=username, via="session")
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def normalized_origin(url: str) -> str | None:
+    """`scheme://host[:port]` of a URL, lower-cased, without the scheme's default port; None if it has none."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    netloc = host if port is None or str(port) == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+def own_origin(scope: Scope, headers: dict[str, str], public_origin: str) -> str | None:
+    if public_origin:
+        return normalized_origin(public_origin)
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    return normalized_origin(f"{scheme}://{headers.get('host', '')}")
+
+
+def check_same_origin(scope: Scope, headers: dict[str, str], public_origin: str) -> None:
+    """Refuse a browser request sent from another origin (scheme, host and port all compared): the Origin
+    header, else the Referer's origin. Requests with neither (non-browser clients) pass."""
+    sent = headers.get("origin")
+    if sent is None and headers.get("referer"):
+        sent = headers["referer"]
+    if sent is None:
+        return
+    expected = own_origin(scope, headers, public_origin)
+    if expected is None or normalized_origin(sent) != expected:
+        raise Reject(403, "cross-origin request refused: the Origin (or Referer) is not this site")
+
+
 def may_write(principal: Principal) -> bool:
     """Sessions may write (roles decide what); tokens only with a write, moderate or admin scope."""
     return principal.via != "token" or any(s in WRITE_SCOPES for s in principal.token_scopes)
@@ -254,6 +293,8 @@ class RequestContextMiddleware:
             if problem is not None:
                 raise Reject.from_problem(problem)
             if method not in SAFE_METHODS:
+                if scope["path"].startswith(COOKIE_SETTING_PREFIX):
+                    check_same_origin(scope, headers, services.settings.public_origin)  # login CSRF
                 receive = await read_checked_body(scope, receive, headers, services.settings.max_body_bytes)
             async with unit_of_work(ctx, prepare=prepare) as uow:
                 await self.app(scope, receive, hold)

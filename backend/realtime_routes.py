@@ -17,14 +17,20 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 from litestar import Litestar, WebSocket, websocket
 from litestar.params import FromPath
 
 from backend.context import RequestContext, Services
 from backend.identity.service import hash_ip
-from backend.middleware import Reject, authenticate, authorize_org, correlation_id_from, request_headers
+from backend.middleware import (
+    Reject,
+    authenticate,
+    authorize_org,
+    check_same_origin,
+    correlation_id_from,
+    request_headers,
+)
 from backend.realtime_auth import OrgChannelAuthorizer
 from backend.realtime_channels import channels_for
 from backend.settings import Settings
@@ -51,14 +57,6 @@ def realtime_config(settings: Settings) -> RealtimeConfig:
     )
 
 
-def _cross_site(headers: dict[str, str]) -> bool:
-    """A browser page from another site must not ride on the user's session cookie (CSWSH)."""
-    origin = headers.get("origin")
-    if not origin:
-        return False
-    return urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
-
-
 @websocket("/api/v1/o/{org:str}/ws", name="org_socket")
 async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> None:
     """Live events of one org: subscribe/unsubscribe/ping, resume with `since` (see API.md)."""
@@ -75,8 +73,9 @@ async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> No
     try:
         async with db.transaction():
             ctx.principal = await authenticate(services, headers, "GET")
-            if ctx.principal is not None and ctx.principal.via == "session" and _cross_site(headers):
-                raise Reject(403, "cross-site websocket refused: the Origin does not match this host")
+            if ctx.principal is not None and ctx.principal.via == "session":
+                # A page from another origin (scheme included) must not ride on the session cookie (CSWSH).
+                check_same_origin(socket.scope, headers, services.settings.public_origin)
             await authorize_org(ctx, org)
     except Reject as rejection:
         await socket.accept()

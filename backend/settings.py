@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     session_ttl_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
+    # The origin browsers use for this site (e.g. https://forum.example.org behind a TLS proxy). Unset: the
+    # request's own scheme and Host. Sign-in/registration and cookie websockets from other origins are 403.
+    public_origin: str = ""
     # Failed sign-ins before 429: per account-and-address pair and per address in `login_failure_window_s`,
     # per account from all addresses (slower, so a stranger cannot lock an account out) in the longer window.
     login_max_failures_per_pair: int = 5

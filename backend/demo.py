@@ -55,11 +55,17 @@ async def ensure_demo(services: Services, data_dir: Path) -> DemoCredentials:
             print(f"demo | created the public org {DEMO_ORG!r} with admin {creds.username!r}", flush=True)
     await seed_demo_forum(services, admin)
     await enable_demo_agents(services, admin)
+    await seed_agent_scenes(services, admin)
     return creds
 
 
 # The demo shows the FAQ agent at work (new orgs have it off until an admin installs it).
-DEMO_AGENTS = {"forum_faq_agent": {"categories": ["help-questions", "general"], "confidence_threshold": 0.5}}
+DEMO_AGENTS: dict[str, dict[str, object]] = {
+    "forum_faq_agent": {"categories": ["help-questions", "general"], "confidence_threshold": 0.5},
+    "forum_moderation_agent": {},
+    "forum_routing_agent": {"unanswered_after_minutes": 1, "min_score": 0.1},
+    "forum_summary_agent": {"every_replies": 0},
+}
 
 
 async def enable_demo_agents(services: Services, admin: Principal) -> None:
@@ -162,3 +168,69 @@ async def _seed_thread(
         if reply.solution:
             async with acting(thread.author) as ctx:
                 await forum.solve_thread(ctx, created.id, post.id)
+
+
+async def seed_agent_scenes(services: Services, admin: Principal) -> list[str]:
+    """Stage the scenes of the moderation, routing and summary agents (installed by `enable_demo_agents`): a spam
+    reply from a brand-new account (routed to the moderation agent: flag with reasons, hide waiting for
+    approval), a question nobody answers (the worker's sweep hands it to the routing agent after a
+    minute), and a long structured thread whose TL;DR is requested. Directives are committed as rows; the
+    worker runs them when it starts (its requeue sweep picks up pending directives). Idempotent: a second
+    run finds the scene threads and does nothing. Returns the ids of the directives it created."""
+    from agent_packages.forum_summary_agent.agent import summarize_request
+    from backend.agents.runtime import build_runtime
+    from engine.agents import directives as directive_store
+    from engine.agents.router import SignalRouter
+    from engine.signals import row_to_signal
+
+    async with as_operator(services, admin):
+        org = await orgs.find_org(DEMO_ORG)
+    assert org is not None
+    async with as_operator(services, admin, org, "admin"):
+        titles = {r["title"] for r in await db.fetch("SELECT title FROM thread")}
+    if content.LONG_THREAD.title in titles:
+        return []
+    people: dict[str, Principal] = {"admin": admin}
+    for user in content.USERS:
+        people[user.username] = await _demo_user(services, user.username)
+    spammer = await _demo_user(services, content.SPAMMER)
+    async with as_operator(services, admin, org, "admin") as ctx:
+        await orgs.add_member(ctx, MemberIn(username=content.SPAMMER, role="member"))
+        saved = await load_forum_settings()
+        await save_forum_settings(
+            ctx, msgspec.structs.replace(saved, posting=msgspec.structs.replace(saved.posting, enabled=False))
+        )
+    try:
+        for thread in (content.LONG_THREAD, content.UNANSWERED):
+            await _seed_thread(services, org, people, thread)
+        async with as_operator(services, spammer, org, "member") as ctx:
+            target = await db.fetchval("SELECT id FROM thread WHERE title = $1", content.THREADS[2].title)
+            spam = await forum.create_reply(ctx, str(target), content.SPAM_BODY, None)
+    finally:
+        async with as_operator(services, admin, org, "admin") as ctx:
+            await save_forum_settings(ctx, saved)
+
+    runtime = build_runtime(services.settings, services.redis, None)
+    router = SignalRouter(redis=services.redis, streams=services.streams, runtime=runtime, consumer="demo-seed")
+    async with as_operator(services, admin, org, "admin"):
+        row = await db.fetchrow(
+            "SELECT * FROM signal WHERE type = 'forum.post.created' AND payload->>'post_id' = $1", spam.id
+        )
+        long_thread = await db.fetchrow(
+            "SELECT id, reply_count FROM thread WHERE title = $1", content.LONG_THREAD.title
+        )
+    created = [d.id for d in await router.route(row_to_signal(row, DEMO_ORG))]
+    async with as_operator(services, admin, org, "admin") as ctx:
+        summary, _ = await directive_store.request_directive(
+            summarize_request(DEMO_ORG, str(long_thread["id"]), int(long_thread["reply_count"])),
+            manifest=runtime.packages["forum_summary_agent"].manifest,
+            signal=None,
+            correlation_id=ctx.correlation_id,
+        )
+    created.append(summary.id)
+    print(
+        "demo | agents installed (moderation, routing, summary): a spam reply by a new account, an unanswered "
+        "question and a long thread are waiting for the worker",
+        flush=True,
+    )
+    return created

@@ -281,3 +281,73 @@ THREADS: tuple[DemoThread, ...] = (
         ),
     ),
 )
+
+
+# --- agent scenes (issue 13): seeded after the conversations above, with the agents installed -----------
+
+# A long thread with structure (a table, a list, code, a quote) the summary agent gets asked to summarize.
+LONG_THREAD = DemoThread(
+    category="general",
+    author="hopsandhearth",
+    title="Planning a club brew day: kettle, yeast and schedule",
+    body=(
+        "Our club wants to brew one big batch together next month. Which kettle should we use, which yeast, "
+        "and how do we split the work? I would like us to decide by Friday."
+    ),
+    replies=(
+        DemoReply(
+            "maltmonk",
+            "Here is what we have access to:\n\n| kettle | volume | heat |\n|---|---|---|\n"
+            "| Club kettle | 60 litres | gas |\n| My kettle | 30 litres | electric |\n\n"
+            "The club kettle is the only one big enough for a shared batch.",
+        ),
+        DemoReply(
+            "wortwhisperer",
+            "> Which kettle should we use\n\nThe club kettle, no question. For yeast I suggest:\n\n"
+            "- US-05 for a clean pale ale\n- S-04 if people prefer an English bitter\n\n"
+            "US-05 is more forgiving if the garage gets warm.",
+            reactions=(("hopsandhearth", "like"),),
+        ),
+        DemoReply(
+            "admin",
+            "For the schedule, something like this works:\n\n1. Mash in at 9:00.\n2. Boil by 11:00.\n"
+            "3. Chill and pitch by 13:30.\n\nWe need two people on cleaning the whole day.",
+        ),
+        DemoReply(
+            "hopsandhearth",
+            "Thanks all. How many people can the club kettle serve if everyone takes five litres home?",
+        ),
+        DemoReply(
+            "maltmonk",
+            "About ten people: sixty litres minus losses to trub and the boil leaves a little over fifty.",
+            reactions=(("hopsandhearth", "upvote"),),
+        ),
+        DemoReply(
+            "wortwhisperer",
+            "I can bring a spare chiller:\n\n```\nimmersion chiller, 15 m copper, 1/2 inch hose fittings\n```\n\n"
+            "It halves the cooling time with the club kettle.",
+        ),
+        DemoReply(
+            "hopsandhearth",
+            "We decided to go with the club kettle and US-05, mash in at 9:00. Who can take the cleaning shift?",
+        ),
+    ),
+)
+
+# A question nobody answers: the routing agent asks the member with the accepted answers in this category.
+UNANSWERED = DemoThread(
+    category="help-questions",
+    author="hopsandhearth",
+    title="My cider smells of sulfur after a week: should I worry?",
+    body=(
+        "The cider has been fermenting for a week at 18 °C with a wine yeast and it smells of rotten eggs. "
+        "Is the batch ruined, or will it clear up on its own?"
+    ),
+)
+
+# A brand-new account posting spam: the moderation agent flags it with its reasons, its hide waits.
+SPAMMER = "promo_deals_4u"
+SPAM_BODY = (
+    "Congratulations!!! You have been selected to win a FREE $500 gift card. Claim it now before it expires: "
+    "http://bit.ly/free-gift-4u?ref=club or WhatsApp me: +44 7700 900123"
+)

@@ -107,7 +107,7 @@ def test_tldr_turns_markdown_into_readable_sentences_linked_to_their_posts():
         assert leaked not in body.replace("**Decisions**", "").replace("**Open questions**", ""), (leaked, text)
     points = [line for line in text.splitlines() if line.startswith("- ")]
     assert points and all(line.endswith(")") and "#post-" in line for line in points)
-    assert "- Ana says: I want to brew lagers at home. (" in text
+    assert "- ana says: I want to brew lagers at home. (" in text
     assert all(line.rstrip(")").split(" ([post]")[0][-1] in ".?!" for line in points)  # complete sentences
     assert "**Decisions**" in text and "We decided to go with the bucket" in text
     assert "**Open questions**" in text and "fermentation chambers for very cold garages" in text

@@ -225,7 +225,10 @@ def first_name(author: str) -> str:
     if "," in name:  # "Surname, Given"
         name = name.split(",", 1)[1].strip()
     name = name.split("@", 1)[0]
-    first = name.split()[0] if name.split() else ""
+    parts = name.split()
+    if len(parts) == 1:
+        return parts[0]  # a username stays as it is spelled
+    first = parts[0] if parts else ""
     return first[:1].upper() + first[1:] if first else ""
 
 

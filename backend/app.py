@@ -27,6 +27,7 @@ from backend.middleware import RequestContextMiddleware
 from backend.moderation.routes import ModerationController
 from backend.notifications.routes import NotificationController
 from backend.orgs.routes import OrgController
+from backend.reading.routes import ReadingController
 from backend.realtime_routes import org_socket, realtime_lifespan
 from backend.routing.routes import RoutingController
 from backend.search.routes import SearchController
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> Litestar:
         SearchController,
         AgentsController,
         RoutingController,
+        ReadingController,
         image_proxy,
     ]
     route_handlers += [NotificationController, org_socket]  # issue 4: notifications, websocket

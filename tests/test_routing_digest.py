@@ -164,3 +164,39 @@ async def test_weekly_digest_once_per_category_and_week_even_with_two_workers(ap
     assert len(await _signals(pool, forum.slug, "forum.digest.due")) == 2
     await sweep_digests(runtime, redis, streams, now=datetime.now(UTC) + timedelta(days=7))
     assert len(await _signals(pool, forum.slug, "forum.digest.due")) == 4
+
+
+async def test_an_escalated_thread_is_routed_to_experts_once(app, make_client, pool):
+    from agent_packages.forum_contract.signals import AgentEscalated
+    from engine.signals import SignalContext, emit
+    from engine.work import tenant_work
+
+    forum = await make_forum(make_client)
+    await _install(forum, ROUTING, unanswered_after_minutes=600, per_thread=2, min_score=0.1)
+    await _history(forum)
+    thread = await _ask(forum, forum.admin, "Which water profile for a pilsner?")
+    services = app.state.services
+    context = SignalContext(
+        actor_type="agent", actor_id="forum_faq_agent", source="job", correlation_id=str(uuid.uuid4())
+    )
+    async with tenant_work(services.redis, services.streams, forum.slug, context):
+        signal = await emit(
+            AgentEscalated(
+                agent="faq-agent",
+                package="forum_faq_agent",
+                thread_id=thread,
+                category_id=forum.help["id"],
+                post_id=None,
+                directive_id=str(uuid.uuid4()),
+                reason="not confident",
+                reasons=["not confident"],
+                notified_user_ids=[],
+            )
+        )
+    assert signal is not None
+    router = _router(app)
+    created = await router.route(signal)
+    assert [d.payload["reason"] for d in created] == ["escalated", "escalated"]
+    assert {d.payload["user_id"] for d in created} == {forum.users["member"]["id"], forum.users["moderator"]["id"]}
+    assert all(d.idempotency_key.endswith(":escalated") for d in created)
+    assert await router.route(signal) == []

@@ -111,3 +111,26 @@ def test_tldr_turns_markdown_into_readable_sentences_linked_to_their_posts():
     assert all(line.rstrip(")").split(" ([post]")[0][-1] in ".?!" for line in points)  # complete sentences
     assert "**Decisions**" in text and "We decided to go with the bucket" in text
     assert "**Open questions**" in text and "fermentation chambers for very cold garages" in text
+
+
+async def test_what_changed_since_you_last_read(app, make_client, pool):
+    from tests.factories import make_forum, make_reply, make_thread
+
+    forum = await make_forum(make_client)
+    thread = await make_thread(forum.member, forum.slug, "general", title="Lager temperatures", body="What temp?")
+    tid = thread["thread"]["id"]
+    await make_reply(forum.admin, forum.slug, tid, "Ten degrees for two weeks, then **lager** it cold.")
+    first = (await forum.member.get(f"{forum.base}/threads/{tid}/changes")).json()
+    assert first["last_read_at"] is None and first["new_posts"] == 1  # never read: all but your own posts
+    r = await forum.member.post(f"{forum.base}/threads/{tid}/read")
+    assert r.status_code == 200, r.text
+    assert (await forum.member.get(f"{forum.base}/threads/{tid}/changes")).json()["new_posts"] == 0
+    await make_reply(forum.moderator, forum.slug, tid, "A diacetyl rest at 18 degrees helps at the end.")
+    await make_reply(forum.member, forum.slug, tid, "Thanks, noted.")  # your own post is not news to you
+    changes = (await forum.member.get(f"{forum.base}/threads/{tid}/changes")).json()
+    assert changes["last_read_at"] is not None and changes["new_posts"] == 1
+    (point,) = changes["points"]
+    assert point["text"].startswith(forum.users["moderator"]["username"]) and "diacetyl rest" in point["text"]
+    assert point["link"].endswith(f"#post-{point['post_id']}")
+    assert (await forum.anon.get(f"{forum.base}/threads/{tid}/changes")).status_code == 401
+    assert (await forum.member.get(f"{forum.base}/threads/nope/changes")).status_code == 404

@@ -48,7 +48,7 @@ def read_jsonl(path: Path) -> ImportSource:
                 question = SourcePost(
                     external_id=thread_id,
                     author=_user(users, item.get("author")),
-                    body=str(item.get("body") or ""),
+                    body=str(item.get("body") or "").strip() or title,  # a question may be all title
                     created_at=parse_time(item.get("created")),
                 )
                 replies = [

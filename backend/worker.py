@@ -5,7 +5,8 @@
 - the outbox sweeper (committed signals the fast-path relay left behind),
 - the requeue sweep (directives whose rows say they should run but whose jobs are gone),
 - the draft sweep (drafts a dead attempt left on thread pages),
-- the agents' time triggers (unanswered questions, weekly digests: backend/agents/periodic.py).
+- the agents' time triggers (unanswered questions, weekly digests: backend/agents/periodic.py),
+- the related-thread index upkeep (thread embeddings, term statistics: backend/search/jobs.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backend.agents.jobs import end_orphaned_drafts
 from backend.agents.periodic import sweep_digests, sweep_unanswered
 from backend.agents.runtime import build_runtime
 from backend.media.urls import configure_image_signing
+from backend.search.jobs import maintain_related_index
 from backend.settings import Settings
 from engine import db
 from engine.agents.queue import JOB_NAME, DirectiveQueue, heartbeat_execution, requeue_stranded
@@ -133,6 +135,9 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
         ),
         asyncio.create_task(
             _every(settings.agent_digest_sweep_s, stop, "digest sweep", lambda: sweep_digests(runtime, redis, streams))
+        ),
+        asyncio.create_task(
+            _every(settings.related_index_interval_s, stop, "related index upkeep", maintain_related_index)
         ),
     ]
     try:

@@ -1,4 +1,4 @@
-"""Related-thread quality on a question–question similarity set (SemEval-2016 Task 3 subtask B layout).
+"""Related-thread quality on a question-question similarity set (SemEval-2016 Task 3 subtask B layout).
 
     .venv/bin/python -m bench.eval_related ../shared/datasets/semeval2016_task3_dev
 

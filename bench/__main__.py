@@ -10,6 +10,7 @@ import time
 BENCHMARKS = {
     "replies": "reply creation through the HTTP API vs a bare Litestar + asyncpg INSERT",
     "search": "search p50/p99 over a large org through the HTTP API vs the same SQL run raw",
+    "related": "compose-time related threads (POST /related) p50/p99 over a large org vs a raw SQL OR-query",
     "fanout": "websocket fan-out: commit→receive latency, deliveries/s, memory per connection vs a bare"
     " Litestar websocket broadcast fed by Redis pub/sub",
     "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, help="A/B rounds (default: replies 4, search 3, fanout 3; quick 1)")
     parser.add_argument("--requests", type=int, help="replies: requests per side over all rounds (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="replies: concurrent clients (default 16)")
-    parser.add_argument("--posts", type=int, help="search: posts to generate (default 100000)")
+    parser.add_argument("--posts", type=int, help="search, related: posts to generate (default 100000)")
     parser.add_argument("--sockets", help="fanout: comma-separated socket counts (default 100,1000,5000)")
     parser.add_argument(
         "--max-busy-deliveries", type=float, help="fanout: cap on a busy thread's deliveries/s (default 20,000)"

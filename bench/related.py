@@ -1,0 +1,185 @@
+"""Compose-time related threads over a large org: POST /api/v1/o/{org}/related through the HTTP API vs
+one raw SQL statement doing the naive thing (OR of the draft's words over every post, ranked, grouped by
+thread) run with asyncpg.
+
+The org is bench/search.py's: 100k generated posts (Zipf-weighted vocabulary, so every draft word matches
+thousands of posts: the worst case for candidate generation). Term statistics are refreshed as the worker
+would; every thread gets an embedding row, but these are deterministic random unit vectors (embedding
+10k threads would take the worker minutes; what costs time at request time is the same: encoding the
+draft, reading the candidates' vectors, the dot products). Drafts are generated from the same vocabulary.
+Rounds alternate (A B A B …); medians of p50/p99 are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+
+from backend.search.embedding import DIMENSIONS, MODEL_NAME, to_bytes
+from bench.harness import Servers, forum_web, median, percentile, print_table, progress, running, servers
+from bench.harness import write_json as write_results
+from bench.search import build_org, read_token, sentence, vocabulary
+from engine.tenancy import schema_for
+
+SEED = 20251201
+DRAFTS = 20
+K = 5
+
+# The baseline: what one would write without a ranking module (the draft's words OR-ed, every matching
+# visible post ranked, best post per thread).
+RAW_SQL = """
+WITH q AS (SELECT replace(plainto_tsquery('english', $1)::text, '&', '|')::tsquery AS tsq)
+SELECT p.thread_id, max(ts_rank(p.search, q.tsq)) AS rank
+FROM post p, q WHERE p.search @@ q.tsq AND NOT p.is_deleted AND NOT p.is_hidden
+GROUP BY p.thread_id ORDER BY rank DESC LIMIT $2
+"""
+
+
+def drafts() -> list[tuple[str, str]]:
+    rng = random.Random(SEED)
+    words, cumulative = vocabulary()
+    topic = words[60:]
+    out = []
+    for _ in range(DRAFTS):
+        title = " ".join(rng.choice(topic if i % 2 else words[:60]) for i in range(rng.randint(4, 9))).capitalize()
+        body = " ".join(sentence(rng, words, cumulative, topic) for _ in range(rng.randint(1, 4)))
+        out.append((title, body))
+    return out
+
+
+async def prepare(infra: Servers, org: str) -> None:
+    """What the worker keeps up to date: term statistics and thread embeddings (random vectors here)."""
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        await conn.execute(f'SET search_path TO "{schema_for(org)}", public')
+        started = time.monotonic()
+        from backend.search.related import _REFRESH_SQL
+
+        for statement in _REFRESH_SQL:
+            await conn.execute(statement)
+        progress(f"term statistics refreshed in {time.monotonic() - started:.1f}s")
+        started = time.monotonic()
+        import numpy as np
+
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM thread")]
+        vectors = np.random.default_rng(SEED).standard_normal((len(ids), DIMENSIONS)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        now = datetime.now(UTC)
+        await conn.copy_records_to_table(
+            "thread_embedding",
+            schema_name=schema_for(org),
+            columns=["thread_id", "model", "vector", "source_updated_at"],
+            records=[(i, MODEL_NAME, to_bytes(v), now) for i, v in zip(ids, vectors, strict=True)],
+        )
+        progress(f"{len(ids):,} random thread vectors stored in {time.monotonic() - started:.1f}s")
+    finally:
+        await conn.close()
+
+
+async def time_http(client: httpx.AsyncClient, url: str, token: str, repeat: int) -> tuple[list[float], list[int]]:
+    latencies: list[float] = []
+    found: list[int] = []
+    for title, body in drafts():
+        for _ in range(repeat):
+            started = time.perf_counter()
+            r = await client.post(
+                url, json={"title": title, "body": body, "k": K}, headers={"authorization": f"Bearer {token}"}
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            r.raise_for_status()
+        found.append(len(r.json()["threads"]))
+    return latencies, found
+
+
+async def time_raw(conn: asyncpg.Connection, repeat: int) -> tuple[list[float], list[int]]:
+    latencies: list[float] = []
+    found: list[int] = []
+    for title, body in drafts():
+        for _ in range(repeat):
+            started = time.perf_counter()
+            rows = await conn.fetch(RAW_SQL, f"{title}\n{body}", K)
+            latencies.append((time.perf_counter() - started) * 1000)
+        found.append(len(rows))
+    return latencies, found
+
+
+def run(args: argparse.Namespace) -> None:
+    posts = args.posts or (5_000 if args.quick else 100_000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    repeat = 2 if args.quick else 5
+    with servers("related") as infra:
+        result = asyncio.run(measure(infra, posts, rounds, repeat))
+    write_results("related", result, enabled=not args.no_json)
+
+
+async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[str, Any]:
+    progress(f"building an org with {posts:,} posts")
+    org, admin = await build_org(infra, posts)
+    await prepare(infra, org)
+    web = forum_web(infra)
+    with running(web):
+        token = await read_token(web.base_url, org, admin)
+        conn = await asyncpg.connect(infra.database_url)
+        try:
+            await conn.execute(f'SET search_path TO "{schema_for(org)}", public')
+            url = f"{web.base_url}/api/v1/o/{org}/related"
+            measured: dict[str, list[list[float]]] = {"ours": [], "raw": []}
+            async with httpx.AsyncClient(timeout=60) as client:
+                progress("warm-up (one pass each; loads the embedding model)")
+                _, http_found = await time_http(client, url, token, 1)
+                _, raw_found = await time_raw(conn, 1)
+                for n in range(rounds):
+                    for side in ("ours", "raw"):
+                        if side == "ours":
+                            latencies, _ = await time_http(client, url, token, repeat)
+                        else:
+                            latencies, _ = await time_raw(conn, repeat)
+                        measured[side].append(latencies)
+                        progress(
+                            f"round {n + 1}/{rounds} {side:4}: p50 {percentile(latencies, 50):6.1f} ms"
+                            f"  p99 {percentile(latencies, 99):6.1f} ms  ({len(latencies)} drafts)"
+                        )
+        finally:
+            await conn.close()
+    summary = {
+        side: {
+            "p50_ms": median([percentile(r, 50) for r in rs]),
+            "p99_ms": median([percentile(r, 99) for r in rs]),
+            "mean_ms": median([sum(r) / len(r) for r in rs]),
+        }
+        for side, rs in measured.items()
+    }
+    ratios = {k: summary["ours"][k] / summary["raw"][k] for k in ("p50_ms", "p99_ms", "mean_ms")}
+    print_table(
+        f"related: {posts:,} posts, {DRAFTS} drafts x {repeat} x {rounds} rounds per side, sequential (medians)",
+        ["side", "p50 ms", "p99 ms", "mean ms"],
+        [
+            [
+                "ours (POST /related, HTTP)",
+                summary["ours"]["p50_ms"],
+                summary["ours"]["p99_ms"],
+                summary["ours"]["mean_ms"],
+            ],
+            [
+                "raw SQL OR-query (asyncpg)",
+                summary["raw"]["p50_ms"],
+                summary["raw"]["p99_ms"],
+                summary["raw"]["mean_ms"],
+            ],
+            ["ours / raw", ratios["p50_ms"], ratios["p99_ms"], ratios["mean_ms"]],
+        ],
+    )
+    print(f"  threads returned per draft: ours {http_found}; raw {raw_found}")
+    return {
+        "config": {"posts": posts, "rounds": rounds, "repeat": repeat, "drafts": DRAFTS, "k": K},
+        "ours": summary["ours"],
+        "raw": summary["raw"],
+        "ratios": ratios,
+    }

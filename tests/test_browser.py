@@ -415,3 +415,36 @@ async def test_live_reply_xss_agent_draft_and_moderation(
         await redis.aclose()
         await alice.close()
         await bob.close()
+
+
+async def test_summary_requested_notice_clears_when_the_tldr_arrives(web: Web, browser: Any, app: Any) -> None:
+    from engine.agents.runner import run_directive
+
+    alice = await register_in_ui(web, browser)
+    try:
+        org, category = await _make_org_and_category(alice)
+        r = await alice.api.put(f"/api/v1/o/{org}/agents/forum_summary_agent", json={"enabled": True, "config": {}})
+        assert r.status_code == 200, r.text
+        thread = await _thread_via_api(alice, org, category["slug"], "Kettle choice", "Which kettle for 20 litres?")
+        for body in ("A **40 litre** kettle leaves room for the boil.", "| kettle | litres |\n|---|---|\n| Big | 40 |"):
+            r = await alice.api.post(f"/api/v1/o/{org}/threads/{thread['id']}/posts", json={"body": body})
+            assert r.status_code == 201, r.text
+        page = alice.page
+        await page.goto(f"{web.url}/#/o/{org}/t/{thread['id']}")
+        await page.get_by_test_id("thread-title").filter(has_text="Kettle choice").wait_for()
+        await _live(page)
+        await page.get_by_test_id("request-summary").click()
+        notice = page.get_by_role("status").filter(has_text="Summary requested")
+        await notice.wait_for()
+        directive_id = (await alice.api.post(f"/api/v1/o/{org}/threads/{thread['id']}/summary")).json()["directive_id"]
+        services = app.state.services  # the worker's job, run here: its signals reach the web process's sockets
+        outcome = await run_directive(services.agents, services.redis, services.streams, org, directive_id)
+        assert outcome.status == "succeeded", outcome.error
+        tldr = page.get_by_test_id("post").filter(has_text="TL;DR")
+        await tldr.wait_for()
+        await notice.wait_for(state="detached")
+        text = await tldr.get_by_test_id("post-html").inner_text()
+        assert "|" not in text and "**" not in text and "40 litre kettle" in text
+        assert page.errors == []
+    finally:
+        await alice.close()

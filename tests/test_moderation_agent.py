@@ -352,3 +352,37 @@ async def test_a_new_thread_that_repeats_an_existing_one_is_flagged_as_a_likely_
     assert flag.payload["category"] == "duplicate" and flag.payload["reason"] == "duplicate"
     assert original["thread"]["id"] in flag.payload["reasons"][0]
     assert [d.type for d in created] == ["forum.moderation.flag.create"]  # a duplicate is never hidden
+
+
+async def test_with_a_model_toxicity_is_confirmed_and_the_offending_span_cited(app, make_client, pool):
+    from backend.agents.runtime import build_runtime
+    from engine.llm import AnthropicProvider
+    from engine.llm.fake_messages_api import FakeMessagesAPI, Script
+
+    secret = "sk-" + "ant-test-moderation-0123456789"
+    forum = await make_forum(make_client)
+    await _install(forum)
+    await _age(pool, forum, "member", 30)
+    thread = await make_thread(forum.admin, forum.slug, "general", body="Is a 60 minute boil enough?")
+    rude = await make_reply(forum.member, forum.slug, thread["thread"]["id"], "You are a complete idiot, go away.")
+    polite = await make_reply(
+        forum.member, forum.slug, thread["thread"]["id"], "What an idiot I am, I forgot the hops!"
+    )
+    services = app.state.services
+    router = _router(app)
+    (flag_rude,) = await router.route(await _signal_for(pool, forum.slug, "forum.post.created", rude["id"]))
+    (flag_polite,) = await router.route(await _signal_for(pool, forum.slug, "forum.post.created", polite["id"]))
+    assert flag_rude.payload["category"] == flag_polite.payload["category"] == "toxicity"
+    with FakeMessagesAPI(api_key=secret, script=Script(text='TOXIC "You are a complete idiot"')) as server:
+        llm = AnthropicProvider(api_key=secret, model="claude-haiku-4-5", base_url=server.base_url, timeout_s=5)
+        runtime = build_runtime(services.settings, services.redis, None, llm=llm)
+        confirmed = await run_directive(runtime, services.redis, services.streams, forum.slug, flag_rude.id)
+        assert confirmed.status == "succeeded" and confirmed.result["flagged"] is True
+        assert 'model: TOXIC "You are a complete idiot"' in confirmed.decision.reasons
+        assert "You are a complete idiot" in server.requests[-1].messages[0]["content"]
+        server.script = Script(text="NONE")
+        cleared = await run_directive(runtime, services.redis, services.streams, forum.slug, flag_polite.id)
+        assert cleared.status == "succeeded" and cleared.decision.action == "noop" and not cleared.result["flagged"]
+        await llm.aclose()
+    flags = await tenant_fetch(pool, forum.slug, "SELECT post_id, notes FROM moderation_flag")
+    assert [str(f["post_id"]) for f in flags] == [rude["id"]] and "model: TOXIC" in flags[0]["notes"]

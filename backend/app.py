@@ -19,14 +19,16 @@ from backend.agents.runtime import build_runtime
 from backend.context import Services, provide_ctx
 from backend.errors import undecodable_input
 from backend.forum.routes import ForumController
+from backend.forum.thread_page import thread_page
 from backend.health import healthz
-from backend.identity.routes import AuthController, MeController
+from backend.identity.routes import AuthController, MeController, SessionController
 from backend.media.routes import image_proxy
 from backend.media.urls import configure_image_signing
 from backend.middleware import RequestContextMiddleware
 from backend.moderation.routes import ModerationController
 from backend.notifications.routes import NotificationController
 from backend.orgs.routes import OrgController
+from backend.profiles.routes import ProfileController
 from backend.reading.routes import ReadingController
 from backend.realtime_routes import org_socket, realtime_lifespan
 from backend.routing.routes import RoutingController
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> Litestar:
         image_proxy,
     ]
     route_handlers += [NotificationController, org_socket]  # issue 4: notifications, websocket
+    route_handlers += [SessionController, ProfileController, thread_page]  # issue 10: the web UI's reads, crawlers
     frontend_dist = Path(settings.frontend_dist)
     if (frontend_dist / "index.html").is_file():
         route_handlers.append(

@@ -170,6 +170,15 @@ class ModerationActionTaken(SignalPayload, frozen=True, kw_only=True):
     moderator_id: str
 
 
+@signal_type("forum.moderation.member.silenced")
+class MemberSilenced(SignalPayload, frozen=True, kw_only=True):
+    user_id: str
+    username: str
+    until: str | None  # ISO time; None lifts the silence
+    reason: str | None
+    moderator_id: str
+
+
 @signal_type("forum.spam.detected")
 class SpamDetected(SignalPayload, frozen=True, kw_only=True):
     post_id: str

@@ -17,6 +17,7 @@ from backend.abuse.schemas import ForumSettings, PostingLimits
 from backend.content import count_links
 from backend.context import RequestContext
 from backend.errors import ApiError, Conflict, RateLimited, Unprocessable
+from backend.moderation.members import ensure_not_silenced
 from engine import db
 from engine.tenancy import current_tenant
 
@@ -88,7 +89,8 @@ class PostingCheck:
 
 
 async def check_can_post(ctx: RequestContext, body: str, *, kind: Kind) -> PostingCheck:
-    """Raise 413/422/409/429 when this post may not be written; writes nothing."""
+    """Raise 413/422/409/429 (403 for a silenced member) when this post may not be written; writes nothing."""
+    await ensure_not_silenced(ctx)
     limits = (await load_forum_settings()).posting
     if len(body) > limits.max_body_chars:
         raise PayloadTooLarge(f"posts are limited to {limits.max_body_chars} characters in this org")

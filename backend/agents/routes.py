@@ -8,7 +8,7 @@ from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from backend.agents import service
+from backend.agents import metrics_daily, service
 from backend.agents.metrics import question_metrics
 from backend.agents.metrics_moderation import moderation_metrics
 from backend.agents.schemas import (
@@ -53,6 +53,11 @@ class AgentsController(Controller):
             "moderation": await moderation_metrics(),
         }
 
+    @get("/agents/metrics/daily")
+    async def metrics_daily(self, ctx: Ctx, org: FromPath[str], days: FromQuery[int] = 14) -> dict[str, Any]:
+        """Per day and agent: responses, escalations, helpful/unhelpful feedback, executions, cost (admin)."""
+        return {"days": await metrics_daily.daily_metrics(ctx, days)}
+
     @get("/signals")
     async def signals(
         self,
@@ -76,11 +81,14 @@ class AgentsController(Controller):
         org: FromPath[str],
         status: FromQuery[DirectiveStatus | None] = None,
         type: FromQuery[str | None] = None,
+        package: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page:
-        """Directive queue, newest first (admin)."""
-        items, next_cursor = await service.list_directives(ctx, status=status, type_=type, cursor=cursor, limit=limit)
+        """Directive queue (the agents' activity history), newest first; filters: status, type, package (admin)."""
+        items, next_cursor = await service.list_directives(
+            ctx, status=status, type_=type, cursor=cursor, limit=limit, package=package
+        )
         return Page(items=items, next_cursor=next_cursor)
 
     @post("/directives/{directive_id:str}/approve", status_code=HTTP_200_OK)

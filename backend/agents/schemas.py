@@ -28,7 +28,7 @@ class AgentOut(msgspec.Struct):
     installed: bool
     enabled: bool
     config: dict[str, Any]
-    config_schema: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON schema of the config, when typed
+    config_schema: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON Schema of `config` (the UI's form)
 
 
 class AgentList(msgspec.Struct):

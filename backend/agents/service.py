@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from agent_packages.forum_summary_agent.agent import summarize_request
+from backend.agents.config_forms import config_schema
 from backend.agents.schemas import AgentOut, InstallationIn, SignalOut
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
@@ -34,12 +35,6 @@ def _runtime(ctx: RequestContext) -> AgentRuntime:
     if runtime is None:
         raise NotFound("agents are not configured on this server")
     return runtime
-
-
-def config_schema(package: Any) -> dict[str, Any]:
-    """The JSON schema of a package's typed config (`config_type`), for generated settings forms."""
-    config_type = getattr(package, "config_type", None)
-    return msgspec.json.schema(config_type) if config_type is not None else {}
 
 
 def _json(value: Any) -> Any:
@@ -174,12 +169,20 @@ async def list_signals(
 
 
 async def list_directives(
-    ctx: RequestContext, *, status: str | None, type_: str | None, cursor: str | None, limit: int | None
+    ctx: RequestContext,
+    *,
+    status: str | None,
+    type_: str | None,
+    cursor: str | None,
+    limit: int | None,
+    package: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     ctx.require_role("admin")
     filters: list[tuple[str, Any]] = []
     if status:
         filters.append(("status = $?", status))
+    if package:
+        filters.append(("package = $?", package))
     if type_:
         filters.append(("type = $?", type_))
     rows, next_cursor = await _newest_first("directive", filters, cursor, limit)

@@ -9,7 +9,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from backend.context import Ctx
 from backend.identity import service
-from backend.identity.schemas import LoginIn, MeOut, RegisterIn, UserEnvelope
+from backend.identity.schemas import LoginIn, MeOut, RegisterIn, SessionOut, UserEnvelope
 
 
 def _session_cookies(ctx: Ctx, session_token: str, csrf: str) -> list[Cookie]:
@@ -77,3 +77,16 @@ class MeController(Controller):
         """The signed-in user and their orgs with roles."""
         principal = ctx.require_user()
         return await service.me(principal.user_id)
+
+
+class SessionController(Controller):
+    path = "/api/v1/session"
+    tags = ["identity"]
+
+    @get("/")
+    async def session(self, ctx: Ctx) -> SessionOut:
+        """The signed-in user and their orgs, or `user: null` (200) when signed out."""
+        if ctx.principal is None:
+            return SessionOut(user=None, orgs=[])
+        me = await service.me(ctx.principal.user_id)
+        return SessionOut(user=me.user, orgs=me.orgs)

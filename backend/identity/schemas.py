@@ -48,3 +48,10 @@ class UserEnvelope(msgspec.Struct):
 class MeOut(msgspec.Struct):
     user: UserOut
     orgs: list[OrgMembershipOut]
+
+
+class SessionOut(msgspec.Struct):
+    """Who is signed in, if anyone (200 either way: a signed-out page is not an error)."""
+
+    user: UserOut | None
+    orgs: list[OrgMembershipOut]

@@ -7,8 +7,18 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.context import Ctx
-from backend.moderation import policy, service
-from backend.moderation.schemas import FlagEnvelope, FlagIn, QueuePage, QueueStatus, ResolveIn, ResolveOut
+from backend.moderation import members, policy, service
+from backend.moderation.schemas import (
+    FlagEnvelope,
+    FlagIn,
+    QueuePage,
+    QueueStatus,
+    QueueSummary,
+    ResolveIn,
+    ResolveOut,
+    SilenceIn,
+    SilenceOut,
+)
 
 
 class ModerationController(Controller):
@@ -49,3 +59,15 @@ class ModerationController(Controller):
         """How many flags (and which) the moderation agent would have raised over the last `days` of posts
         with this threshold / rule set, next to the current config. Changes nothing (admin)."""
         return await policy.dry_run(ctx, data)
+
+    @get("/moderation/summary")
+    async def summary(self, ctx: Ctx, org: FromPath[str]) -> QueueSummary:
+        """How many posts wait in the open queue (moderators): the badge every page shows."""
+        return QueueSummary(open_posts=await members.open_queue_count(ctx))
+
+    @post("/members/{username:str}/silence", status_code=HTTP_200_OK)
+    async def silence(
+        self, ctx: Ctx, org: FromPath[str], username: FromPath[str], data: JSONBody[SilenceIn]
+    ) -> SilenceOut:
+        """Silence a member for `days` days (0 lifts it): they can read but not post (moderators)."""
+        return await members.silence_member(ctx, username, data)

@@ -70,6 +70,34 @@ class QueueThread(msgspec.Struct):
     category_id: str
 
 
+class MemberHistory(msgspec.Struct):
+    """What moderators weigh before acting on an author (all of this org)."""
+
+    role: str | None = None  # None: no longer a member
+    member_since: datetime | None = None
+    posts: int = 0
+    hidden_posts: int = 0
+    flags_received: int = 0
+    flags_upheld: int = 0
+    flags_dismissed: int = 0
+    silenced_until: datetime | None = None
+
+
+class SilenceIn(msgspec.Struct, forbid_unknown_fields=True):
+    days: Annotated[int, msgspec.Meta(ge=0, le=365)]  # 0 lifts the silence
+    reason: Notes | None = None
+
+
+class SilenceOut(msgspec.Struct):
+    username: str
+    silenced_until: datetime | None
+    reason: str | None
+
+
+class QueueSummary(msgspec.Struct):
+    open_posts: int  # posts with at least one open flag
+
+
 class QueueItem(msgspec.Struct):
     """The flags of one post (matching the requested status), newest flag first."""
 
@@ -80,6 +108,7 @@ class QueueItem(msgspec.Struct):
     flaggers: list[str]  # usernames, or agent ids such as "system:spam-heuristic"
     latest_flag_at: datetime
     flags: list[FlagOut]
+    author_history: MemberHistory | None = None  # human authors only
 
 
 class QueuePage(msgspec.Struct):

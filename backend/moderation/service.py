@@ -22,6 +22,7 @@ import msgspec
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
 from backend.forum import signals as sig
+from backend.moderation.members import member_histories
 from backend.moderation.schemas import (
     FlagIn,
     FlagOut,
@@ -274,6 +275,7 @@ async def list_queue(ctx: RequestContext, *, status: QueueStatus, cursor: str | 
             wanted,
         ):
             flags[f["post_id"]].append(_flag_out(f))
+    histories = await member_histories(ctx, list({r["author_user_id"] for r in rows if r["author_user_id"]}))
     items = []
     for r in rows:
         post_flags = flags[r["post_id"]]
@@ -305,6 +307,7 @@ async def list_queue(ctx: RequestContext, *, status: QueueStatus, cursor: str | 
                 ),
                 latest_flag_at=r["latest_at"],
                 flags=post_flags,
+                author_history=histories.get(r["author_user_id"]),
             )
         )
     next_cursor = _encode_cursor(rows[-1]["latest_at"], rows[-1]["post_id"]) if more else None

@@ -7,12 +7,14 @@
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export class ApiError extends Error {
-  constructor(status, detail, body = null) {
+  constructor(status, detail, body = null, retryAfter = null) {
     super(typeof detail === 'string' && detail ? detail : `Request failed (${status})`);
     this.name = 'ApiError';
     this.status = status;
     this.detail = detail;
     this.body = body;
+    /** seconds until a rate-limited request may be retried (429 Retry-After), else null */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -75,7 +77,10 @@ export async function api(path, { method = 'GET', body, headers = {}, signal } =
     throw new ApiError(0, 'Network error: could not reach the server.');
   }
   const data = await parseBody(res);
-  if (!res.ok) throw new ApiError(res.status, detailFrom(data, res), data);
+  if (!res.ok) {
+    const retry = Number.parseInt(res.headers.get('retry-after') || '', 10);
+    throw new ApiError(res.status, detailFrom(data, res), data, Number.isFinite(retry) ? retry : null);
+  }
   return data;
 }
 

@@ -51,7 +51,8 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 TIMEOUT_MS = 15_000
-SCREENSHOT_DIR = Path(os.environ.get("FORUM_SCREENSHOT_DIR", "/tmp"))
+SCREENSHOT_DIR = Path(os.environ.get("FORUM_SCREENSHOT_DIR", ROOT / "test-artifacts"))  # CI artifacts, git-ignored
+SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _unique(prefix: str) -> str:
@@ -255,13 +256,14 @@ async def test_register_sign_in_create_thread_and_reply(web: Web, browser: Any) 
         await page.get_by_test_id("category-link").filter(has_text="General talk").wait_for()
         assert "0 threads" in await page.get_by_test_id("category-thread-count").inner_text()
 
-        # New thread, with a server-rendered preview first.
+        # New thread (at the top of the org page), with a server-rendered preview first.
+        await page.get_by_test_id("new-thread-button").click()
         await page.get_by_test_id("new-thread-title").fill("How do I configure the widget?")
         await page.get_by_test_id("new-thread-body").fill("I tried **everything** in `config.yaml`.")
         await page.get_by_test_id("new-thread-body-preview").click()
         preview = page.get_by_test_id("new-thread-body-preview-html")
         await preview.locator("strong", has_text="everything").wait_for()
-        await page.get_by_test_id("new-thread-body-preview").click()  # back to editing
+        await page.get_by_test_id("new-thread-body-preview").click()  # hide the preview
         await page.get_by_test_id("new-thread-submit").click()
 
         await page.get_by_test_id("thread-title").filter(has_text="How do I configure the widget?").wait_for()
@@ -402,14 +404,16 @@ async def test_live_reply_xss_agent_draft_and_moderation(
         await item.get_by_test_id("resolve-dismiss").click()
         await alice.page.get_by_test_id("mod-queue-empty").wait_for()
 
-        # The agents page lists the packages with their toggles and the metrics table.
+        # The admin page lists the packages with their toggles; the metrics table is on its metrics tab.
         await alice.page.goto(f"{web.url}/#/o/{org}/agents")
-        await alice.page.get_by_test_id("agent-metrics").wait_for()
+        await alice.page.get_by_test_id("agent-item").first.wait_for()
         toggle = alice.page.get_by_test_id("agent-toggle").first
         await toggle.check()
         await alice.page.locator('[data-testid="agent-toggle"]:checked:not([disabled])').first.wait_for()
         assert "Enabled" in await alice.page.get_by_test_id("agent-item").first.inner_text()
         await alice.page.screenshot(path=str(SCREENSHOT_DIR / "forum_agents.png"), full_page=True)
+        await alice.page.get_by_test_id("admin-tab-metrics").click()
+        await alice.page.get_by_test_id("agent-metrics").wait_for()
         assert page.errors == [] and alice.page.errors == []
     finally:
         await redis.aclose()

@@ -15,6 +15,7 @@ BENCHMARKS = {
     " Litestar websocket broadcast fed by Redis pub/sub",
     "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",
     "agents": "signal → directive → execution start latency (offline provider) vs bare XADD → SAQ job start",
+    "ui": "frontend gzip size and a 200-post thread page's time to first render in Chromium vs a baseline build",
 }
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, help="fanout: writes per second (default 20)")
     parser.add_argument("--duration", type=float, help="fanout: seconds of steady writes (default 5)")
     parser.add_argument("--burst", type=int, help="fanout: writes in the burst phase (default 50)")
+    parser.add_argument("--baseline-dist", help="ui: a frontend/dist to measure next to this build (e.g. main's)")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     return parser
 

@@ -167,7 +167,7 @@ async def test_moderator_on_home_page_gets_badge_and_toast_then_acts_in_the_queu
         item = page.locator(f'[data-testid="mod-queue-item"][data-post-id="{post_id}"]')
         await item.wait_for()
         assert member.username in await item.get_by_test_id("mod-flags").inner_text()
-        assert "posts" in await item.get_by_test_id("mod-history").inner_text()
+        assert "Author history: 1 post" in await item.get_by_test_id("mod-history").inner_text()
         assert await item.get_by_test_id("resolve-restore").count() == 0  # not hidden: nothing to restore
         href = await item.get_by_test_id("mod-context-link").get_attribute("href")
         assert thread["id"] in href and post_id in href

@@ -41,6 +41,8 @@ def facts(body: str, **kw: Any) -> PostFacts:
         ("Earn $300 per day working from home, no experience needed, DM me", "scam_phrasing"),
         ("Great deal on cheap replica watches, buy now: https://watches.example.xyz/?ref=a81f", "referral_link"),
         ("Please donate bitcoin to 1FHeNqx1twqM153v2PTAyieJNEALAhZvEM thanks", "crypto_address"),
+        ("URGENT! You have been awarded a £900 prize. To claim call 09061701461 now", "premium_rate_or_advance_fee"),
+        ("Your account has been suspended. Verify your password at http://login-check.example.net", "phishing"),
     ],
 )
 def test_scorer_flags_spam_with_the_rule_and_span(body, rule):
@@ -60,6 +62,9 @@ def test_scorer_flags_spam_with_the_rule_and_span(body, rule):
         "Thanks, that worked! Marking this as solved.",
         "I LOVE THIS RECIPE",
         "This stupid bug took me all day, but the fix was a missing await.",
+        "Did you win the game yesterday? Call me when you get home.",
+        "Can you text me the address? My number changed to 555 0199.",
+        "The offer expires tomorrow so I accepted it, starting in March.",
         "",
     ],
 )

@@ -172,7 +172,25 @@ SCAM_RE = re.compile(
     r"|\b(?:cheap|discount(?:ed)?|best\s+price|lowest\s+price|wholesale)\b.{0,30}\b(?:buy|order|shop|sale|price)\b"
     r"|\b(?:bitcoin|crypto(?:currency)?|forex|binary\s+options?|investment\s+plan|trading\s+signals?)\b"
     r"|\b(?:loan|casino|betting|viagra|cialis|replica|weight\s+loss|diet\s+pills?|seo\s+services?)\b"
-    r"|\b(?:urgent(?:ly)?|hurry|last\s+chance|expires?\s+(?:today|soon)|don'?t\s+miss\s+(?:out|this))\b",
+    r"|\b(?:urgent(?:ly)?|hurry|last\s+chance|expires?\s+(?:today|soon)|don'?t\s+miss\s+(?:out|this))\b"
+    r"|\b(?:awarded|selected\s+to\s+receive|entitled\s+to|guaranteed\s+to\s+win)\b|\bfree\s+entry\b"
+    r"|\bclaim\s+(?:code|now|your|it)\b|\b(?:t\s*&\s*cs|tsandcs)\b|\b(?:valid|expires?)\s+\d+\s*(?:hours?|hrs|days?)\b",
+    re.IGNORECASE,
+)
+# Requests for credentials or account actions: phishing.
+PHISHING_RE = re.compile(
+    r"\b(?:verify|confirm|update|validate|unlock|reactivate)\s+(?:your\s+)?(?:account|password|identity|login|billing"
+    r"|payment|card|bank|details|information|credentials)\b"
+    r"|\b(?:your\s+)?account\s+(?:has\s+been\s+|was\s+|is\s+)?(?:suspended|locked|limited|disabled|compromised"
+    r"|on\s+hold)\b|\b(?:bank|account|card)\s+details\b|\bsocial\s+security\s+number\b",
+    re.IGNORECASE,
+)
+# Premium-rate texts and calls, advance-fee stories.
+PREMIUM_RE = re.compile(
+    r"\b(?:text|txt|send|reply|sms)\s*>?\s*[A-Z0-9]{2,12}\s+(?:\w+\s+)?to\s+\d{4,6}\b|\b\d+p\s*/\s*(?:day|msg|min|wk)"
+    r"|\bstd\s+txt\s+rate|\b(?:call|ring)\s+(?:\w+\s+){0,4}0(?:8|9)\d{8,9}\b"
+    r"|\b(?:western\s+union|moneygram|next\s+of\s+kin|beneficiary|inheritance|transfer\s+(?:of\s+)?(?:the\s+)?"
+    r"(?:sum|funds|money))\b",
     re.IGNORECASE,
 )
 CONTACT_RE = re.compile(
@@ -311,6 +329,22 @@ def _phrase_evidence(text: str) -> list[Evidence]:
                 min(0.75 + 0.1 * (len(scam) - 1), 0.92),
                 "money, prize, giveaway or urgency phrasing",
                 scam[0],
+            )
+        )
+    phishing = PHISHING_RE.search(text)
+    if phishing:
+        out.append(
+            Evidence("phishing", "spam", 0.7, "asks to verify an account or hand over credentials", _span(phishing))
+        )
+    premium = PREMIUM_RE.search(text)
+    if premium:
+        out.append(
+            Evidence(
+                "premium_rate_or_advance_fee",
+                "spam",
+                0.75,
+                "premium-rate text/call or advance-fee wording",
+                _span(premium),
             )
         )
     contact = CONTACT_RE.search(text) or EMAIL_RE.search(text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -44,16 +46,19 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def servers() -> Iterator[Servers]:
     base_db = os.environ.get("FORUM_DATABASE_URL")
     base_redis = os.environ.get("FORUM_REDIS_URL")
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    # The embedded servers live outside pytest's basetemp: a second pytest session on the same machine prunes
+    # older basetemp folders, and with them a running session's database and Redis socket.
+    own_dir = Path(tempfile.mkdtemp(prefix="forum-test-servers-"))
     if not base_db:
-        pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), keep=False)
+        pg = EmbeddedPostgres(own_dir / "pg", keep=False)
         base_db = pg.start()
         started.append(pg)
     if not base_redis:
-        rd = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
+        rd = EmbeddedRedis(own_dir / "redis", persist=False)
         base_redis = rd.start()
         started.append(rd)
     name = f"forum_test_{os.getpid()}_{secrets.token_hex(3)}"
@@ -92,6 +97,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 time.sleep(0.5)
         for server in reversed(started):
             server.stop()
+        shutil.rmtree(own_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -140,7 +140,6 @@ async def test_joining_keeps_an_existing_role_and_private_orgs_are_invitation_on
         "_lead",
         "trail_",
         "UPPER",
-        "%00",
     ],
 )
 async def test_invalid_slugs_in_urls_are_404(client, pool, slug):
@@ -150,6 +149,16 @@ async def test_invalid_slugs_in_urls_are_404(client, pool, slug):
         r = await call(client, method, path, body)
         assert r.status_code == 404, (path, r.text)
         assert r.json()["status_code"] == 404
+    assert await pool.fetchval("SELECT count(*) FROM orgs") == orgs_before
+
+
+async def test_a_nul_in_the_org_slug_is_400_and_creates_nothing(client, pool):
+    await register_and_login(client)
+    orgs_before = await pool.fetchval("SELECT count(*) FROM orgs")
+    for method, path, body in org_routes("%00"):
+        r = await call(client, method, path, body)
+        assert r.status_code == 400, (path, r.text)
+        assert "NUL" in r.json()["detail"]
     assert await pool.fetchval("SELECT count(*) FROM orgs") == orgs_before
 
 

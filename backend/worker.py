@@ -77,7 +77,15 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
             await job.update()
             await heartbeat_execution(tenant, directive_id)
 
-        outcome = await run_directive(runtime, redis, streams, tenant, directive_id, heartbeat=heartbeat)
+        outcome = await run_directive(
+            runtime,
+            redis,
+            streams,
+            tenant,
+            directive_id,
+            heartbeat=heartbeat,
+            live_attempt_s=settings.agent_job_heartbeat_s,
+        )
         if outcome.status == "retry":
             raise RuntimeError(f"attempt failed, will retry: {outcome.error}")
         return {"status": outcome.status, "execution_id": outcome.execution_id}

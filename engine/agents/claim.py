@@ -31,13 +31,26 @@ class Claim:
     abandoned: list[str]  # earlier attempts whose worker died (marked failed now; their drafts must end)
 
 
-async def claim_directive(runtime: AgentRuntime, directive_id: str) -> Claim | str:
-    """The claim of a runnable directive, or why there is nothing to run (not found, already done)."""
+async def claim_directive(
+    runtime: AgentRuntime, directive_id: str, *, live_attempt_s: float | None = None
+) -> Claim | str:
+    """The claim of a runnable directive, or why there is nothing to run (not found, already done, or
+    another attempt alive: a running attempt whose heartbeat is younger than `live_attempt_s` is a
+    duplicate delivery of the job, e.g. to a second worker; None treats every running attempt as lost)."""
     directive = await get_directive(directive_id, lock=True)
     if directive is None:
         return "not found"
     if directive.status not in RUNNABLE:
         return f"directive is {directive.status}"
+    if directive.status == "running" and live_attempt_s is not None:
+        alive = await db.fetchval(
+            "SELECT count(*) FROM execution WHERE directive_id = $1 AND status = 'running'"
+            " AND heartbeat_at > now() - make_interval(secs => $2)",
+            uuid.UUID(directive_id),
+            float(live_attempt_s),
+        )
+        if alive:
+            return "another attempt is running"
     package_name = directive.package or ""
     package = runtime.packages.get(package_name)
     installation = await db.fetchrow("SELECT enabled, config FROM installation WHERE package = $1", package_name)

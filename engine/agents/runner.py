@@ -82,11 +82,14 @@ async def run_directive(
     directive_id: str,
     *,
     heartbeat: Heartbeat | None = None,
+    live_attempt_s: float | None = None,
 ) -> RunOutcome:
+    """One attempt of a directive. `live_attempt_s`: see `claim_directive` (the worker passes its job
+    heartbeat, so a duplicate delivery skips while the first attempt is alive)."""
     sys_ctx = SignalContext(actor_type="system", actor_id="runner", source="job", correlation_id=str(uuid.uuid4()))
     # 1. claim
     async with tenant_work(redis, streams, tenant, sys_ctx):
-        claimed = await claim_directive(runtime, directive_id)
+        claimed = await claim_directive(runtime, directive_id, live_attempt_s=live_attempt_s)
     if isinstance(claimed, str):
         return RunOutcome(directive_id=directive_id, execution_id=None, status="skipped", error=claimed)
     await _end_abandoned_drafts(runtime, tenant, claimed.view, claimed.abandoned)

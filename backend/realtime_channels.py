@@ -6,7 +6,7 @@
 - agent signals (`forum.agent.*`) and the agent runtime's own (`agent.*`: directives, executions) →
   `agent-activity` only (admins);
 - notifications → `user:<id>` only;
-- org membership changes → `org`; `forum.thread.viewed` and token creation → nowhere (who reads what,
+- org membership changes → `org`; `forum.thread.viewed` and token creation/revocation → nowhere (who reads what,
   and credentials metadata, are not broadcast).
 """
 
@@ -18,7 +18,7 @@ from engine.signals import Signal
 _MODERATION_PREFIXES = ("forum.moderation.", "forum.spam.", "forum.toxicity.")
 _MODERATION_TYPES = frozenset({"forum.post.flagged"})
 _AGENT_PREFIXES = ("forum.agent.", "agent.")
-_ORG_TYPES = frozenset({"org.created", "org.member.added", "org.member.role_changed"})
+_ORG_TYPES = frozenset({"org.created", "org.member.added", "org.member.role_changed", "org.member.removed"})
 _SILENT_TYPES = frozenset({"forum.thread.viewed"})
 
 

@@ -16,13 +16,14 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from litestar import Litestar, WebSocket, websocket
 from litestar.params import FromPath
 
 from backend.context import RequestContext, Services
-from backend.identity.service import hash_ip
+from backend.identity.service import SESSION_COOKIE, hash_ip, session_key
 from backend.middleware import (
     Reject,
     authenticate,
@@ -33,6 +34,7 @@ from backend.middleware import (
 )
 from backend.realtime_auth import OrgChannelAuthorizer
 from backend.realtime_channels import channels_for
+from backend.realtime_revocation import OrgSocketAuthority, socket_credential
 from backend.settings import Settings
 from engine import db
 from realtime.protocol import close_code_for_status
@@ -70,6 +72,7 @@ async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> No
         ip_hash=hash_ip(services.settings.secret_key, str(client[0])),
         correlation_id=correlation_id_from(headers),
     )
+    revocation_seq = rt.sockets.seq  # a revocation arriving from here on re-checks this socket
     try:
         async with db.transaction():
             ctx.principal = await authenticate(services, headers, "GET")
@@ -87,8 +90,22 @@ async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> No
         user_id=ctx.principal.user_id if ctx.principal else None,
         ip=ctx.ip_hash,
         context=ctx,
+        credential=_credential_of(ctx, headers),
+        revocation_seq=revocation_seq,
     )
     await serve_socket(rt, socket, identity)
+
+
+def _credential_of(ctx: RequestContext, headers: dict[str, str]) -> str | None:
+    principal = ctx.principal
+    if principal is None:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        jar.load(headers.get("cookie", ""))
+    morsel = jar.get(SESSION_COOKIE)
+    token = morsel.value if morsel is not None else None
+    return socket_credential(principal.via, session_key(token) if token else None, principal.token_id)
 
 
 def _chain_signal_handlers(callback: Callable[[], None]) -> Callable[[], None]:
@@ -125,7 +142,14 @@ async def realtime_lifespan(app: Litestar) -> AsyncIterator[None]:
     services: Services = app.state.services
     settings = services.settings
     _, redis_url = settings.require_urls()
-    rt = Realtime(redis_url, services.streams, channels_for, OrgChannelAuthorizer(), realtime_config(settings))
+    rt = Realtime(
+        redis_url,
+        services.streams,
+        channels_for,
+        OrgChannelAuthorizer(),
+        realtime_config(settings),
+        authority=OrgSocketAuthority(services.redis),
+    )
     app.state.realtime = rt
     await rt.start()
     restore = _chain_signal_handlers(rt.hub.begin_shutdown)

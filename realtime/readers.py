@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -34,8 +35,10 @@ class PartitionReader:
         block_ms: int = 2000,
         count: int = 500,
         batch_deliveries: int = 65_536,
+        on_entry: Callable[[dict[bytes, bytes]], None] | None = None,
     ):
         self.redis = redis
+        self.on_entry = on_entry  # sees every entry first (revocations: realtime/revocation.py); never awaits
         self.stream_key = stream_key
         self.hub = hub
         self.block_ms = block_ms
@@ -91,6 +94,8 @@ class PartitionReader:
                     i += 1
                     self.last_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
                     try:
+                        if self.on_entry is not None:
+                            self.on_entry(fields)
                         hub.dispatch_entry(raw_id, fields)
                     except Exception:
                         log.exception("realtime: dispatching %s failed", self.last_id)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from engine.relay import StreamConfig
 from realtime.hub import ChannelsFor, Hub, HubLimits
 from realtime.readers import DraftListener, PartitionReader
+from realtime.revocation import LiveSockets, Revocations, SocketAuthority
 from realtime.session import ChannelAuthorizer, ConnectionLimiter
 
 log = logging.getLogger("forum.realtime")
@@ -42,6 +43,7 @@ class Realtime:
         channels_for: ChannelsFor,
         authorizer: ChannelAuthorizer,
         config: RealtimeConfig | None = None,
+        authority: SocketAuthority | None = None,
     ) -> None:
         self.config = config or RealtimeConfig()
         self.streams = streams
@@ -62,8 +64,12 @@ class Realtime:
             socket_timeout=self.config.block_ms / 1000 + 10,
             socket_connect_timeout=5,
         )
+        # Open sockets and, with an authority, their re-authorization on revocations (realtime/revocation.py).
+        self.sockets = LiveSockets()
+        self.revocations = Revocations(self, authority, self.redis) if authority is not None else None
+        watch = self.revocations.watch_entry if self.revocations is not None else None
         self.readers = [
-            PartitionReader(self.redis, key, self.hub, block_ms=self.config.block_ms)
+            PartitionReader(self.redis, key, self.hub, block_ms=self.config.block_ms, on_entry=watch)
             for key in streams.all_stream_keys()
         ]
         self.drafts = DraftListener(self.redis, self.hub)
@@ -76,9 +82,14 @@ class Realtime:
         self._tasks = [asyncio.create_task(r.run(), name=f"realtime-reader-{r.stream_key}") for r in self.readers]
         self._tasks.append(asyncio.create_task(self.drafts.run(), name="realtime-drafts"))
         self._tasks.append(asyncio.create_task(self._watch(), name="realtime-watch"))
+        if self.revocations is not None:
+            self._tasks.append(asyncio.create_task(self.revocations.run(), name="realtime-revocations"))
+            self._tasks.append(asyncio.create_task(self.revocations.listen(), name="realtime-revocation-notices"))
         # Wait (bounded) until each reader has its starting position, so events committed after
         # startup are never missed; if Redis is down the readers keep trying in the background.
         waits = [r.connected.wait() for r in self.readers] + [self.drafts.connected.wait()]
+        if self.revocations is not None:
+            waits.append(self.revocations.connected.wait())
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=ready_timeout_s)
         except TimeoutError:

@@ -53,6 +53,8 @@ class SocketIdentity:
     user_id: str | None  # None: anonymous reader of a public org
     ip: str  # a keyed hash of the client address
     context: object = None  # the root's own auth context, handed back to the authorizer
+    credential: str | None = None  # the root's handle on the credential used (re-checked on revocations)
+    revocation_seq: int = 0  # `rt.sockets.seq` when authentication began: a later revocation re-checks it
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,9 @@ async def serve_socket(rt: Realtime, socket: WebSocket[Any, Any, Any], identity:
         await _close(socket, CLOSE_TOO_MANY_CONNECTIONS, refused)
         return
     sub = rt.hub.connect(identity.tenant, identity.user_id, identity.ip)
+    rt.sockets.add(sub, identity)
+    if rt.revocations is not None:
+        rt.revocations.recheck_if_raced(sub, identity, identity.revocation_seq)
     send = socket.send
     sub.attach(
         lambda text: send({"type": "websocket.send", "text": text, "bytes": None}),
@@ -130,6 +135,7 @@ async def serve_socket(rt: Realtime, socket: WebSocket[Any, Any, Any], identity:
             if isinstance(result, Exception):
                 log.error("realtime: session failed", exc_info=result)
                 sub.kill(1011, "internal error")
+        rt.sockets.discard(sub)
         rt.hub.disconnect(sub)
         await sub.detach()
         rt.limiter.release(identity.user_id, identity.ip)
@@ -203,6 +209,7 @@ class _Session:
                 channel,
             )
             return
+        revocation_seq = self.rt.sockets.seq
         try:
             refusal = await self.rt.authorizer.authorize(self.identity, channel)
         except Exception:
@@ -214,6 +221,8 @@ class _Session:
             return
         is_thread = channel.startswith("thread:")
         state = hub.subscribe(sub, channel, replaying=op.since is not None or is_thread)
+        if self.rt.revocations is not None:  # a revocation that raced this authorization re-checks it
+            self.rt.revocations.recheck_if_raced(sub, self.identity, revocation_seq)
         replayed = 0
         try:
             if op.since is not None:

@@ -57,7 +57,7 @@ class AuthController(Controller):
     async def logout(self, request: Request) -> Response[None]:
         token = request.cookies.get(service.SESSION_COOKIE)
         if token:
-            await service.delete_session(request.app.state.services.redis, token)
+            await service.end_session(request.app.state.services.redis, token)
         return Response(
             None,
             status_code=HTTP_204_NO_CONTENT,

@@ -22,6 +22,7 @@ from backend.identity.schemas import LoginIn, MeOut, OrgMembershipOut, RegisterI
 from backend.identity.tables import User
 from engine import db
 from engine.ids import uuid7
+from realtime.revocation import publish_revocation
 
 # argon2id, OWASP's minimum profile (19 MiB, t=2, p=1): memory-hard, ~20 ms here.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
@@ -223,6 +224,11 @@ def _session_key(token: str) -> str:
     return "session:" + hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_key(token: str) -> str:
+    """The Redis key of a session token (a hash of it: safe to hold on to, e.g. per open socket)."""
+    return _session_key(token)
+
+
 async def create_session(redis: Redis, user_id: str, ttl_s: int) -> tuple[str, SessionData]:
     token = secrets.token_urlsafe(32)
     data = SessionData(user_id=user_id, csrf=secrets.token_urlsafe(24))
@@ -241,6 +247,15 @@ async def load_session(redis: Redis, token: str) -> SessionData | None:
 
 async def delete_session(redis: Redis, token: str) -> None:
     await redis.delete(_session_key(token))
+
+
+async def end_session(redis: Redis, token: str) -> None:
+    """Log out: delete the session, then tell every web node to re-check that user's open sockets
+    (those signed in with this session close with 4401)."""
+    session = await load_session(redis, token)
+    await delete_session(redis, token)
+    if session is not None:
+        await publish_revocation(redis, session.user_id, reason="logout")
 
 
 # --- API tokens ------------------------------------------------------------------------------------

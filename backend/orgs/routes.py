@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from backend.context import Ctx
 from backend.orgs import service
-from backend.orgs.schemas import MemberEnvelope, MemberIn, OrgEnvelope, OrgIn, TokenIn, TokenOut
+from backend.orgs.schemas import (
+    MemberEnvelope,
+    MemberIn,
+    MemberRoleIn,
+    OrgEnvelope,
+    OrgIn,
+    TokenIn,
+    TokenListOut,
+    TokenOut,
+)
 
 
 class OrgController(Controller):
@@ -39,3 +48,27 @@ class OrgController(Controller):
     async def create_token(self, ctx: Ctx, org: FromPath[str], data: JSONBody[TokenIn]) -> TokenOut:
         """Create an API token bound to this org. The token is in this response only."""
         return await service.create_token(ctx, data)
+
+    @get("/{org:str}/tokens")
+    async def list_tokens(self, ctx: Ctx, org: FromPath[str]) -> TokenListOut:
+        """This org's API tokens, without their secret. Admin only."""
+        return await service.list_tokens(ctx)
+
+    @delete("/{org:str}/tokens/{token_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke_token(self, ctx: Ctx, org: FromPath[str], token_id: FromPath[str]) -> None:
+        """Revoke a token at once: its requests answer 401 and its open websockets close (4401). Admin only."""
+        await service.revoke_token(ctx, token_id)
+
+    @patch("/{org:str}/members/{username:str}")
+    async def change_member_role(
+        self, ctx: Ctx, org: FromPath[str], username: FromPath[str], data: JSONBody[MemberRoleIn]
+    ) -> MemberEnvelope:
+        """Change a member's role; their open websockets lose the channels the new role cannot see.
+        Admin only; the last admin cannot be demoted (409)."""
+        return MemberEnvelope(member=await service.change_member_role(ctx, username, data))
+
+    @delete("/{org:str}/members/{username:str}", status_code=HTTP_204_NO_CONTENT)
+    async def remove_member(self, ctx: Ctx, org: FromPath[str], username: FromPath[str]) -> None:
+        """Remove a member (and revoke their tokens here); their open websockets close (4403).
+        Admin only; the last admin cannot be removed (409)."""
+        await service.remove_member(ctx, username)

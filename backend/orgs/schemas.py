@@ -60,3 +60,22 @@ class TokenOut(msgspec.Struct):
     scopes: list[str]
     org: str
     token: str  # shown once; only its hash is stored
+
+
+class MemberRoleIn(msgspec.Struct, forbid_unknown_fields=True):
+    role: RoleName
+
+
+class TokenSummaryOut(msgspec.Struct):
+    """A token as listed: never its secret (only a hash of it is stored anyway)."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_by: str  # username
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenListOut(msgspec.Struct):
+    tokens: list[TokenSummaryOut]

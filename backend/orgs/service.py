@@ -5,14 +5,32 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from asyncpg import UniqueViolationError
 
 from backend.context import OrgRef, RequestContext
 from backend.errors import Conflict, Forbidden, NotFound
 from backend.identity.service import new_api_token
 from backend.migrations import all_migrations
-from backend.orgs.schemas import MemberIn, MemberOut, OrgIn, OrgOut, TokenIn, TokenOut
-from backend.orgs.signals import MemberAdded, MemberRoleChanged, OrgCreated, TokenCreated
+from backend.orgs.schemas import (
+    MemberIn,
+    MemberOut,
+    MemberRoleIn,
+    OrgIn,
+    OrgOut,
+    TokenIn,
+    TokenListOut,
+    TokenOut,
+    TokenSummaryOut,
+)
+from backend.orgs.signals import (
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    OrgCreated,
+    TokenCreated,
+    TokenRevoked,
+)
 from backend.orgs.tables import Org
 from engine import db
 from engine.ids import uuid7
@@ -123,28 +141,95 @@ async def add_member(ctx: RequestContext, data: MemberIn) -> tuple[MemberOut, bo
         )
         await emit(MemberAdded(user_id=user_id, username=user["username"], role=data.role, added_by=actor.user_id))
         return MemberOut(user_id=user_id, username=user["username"], role=data.role), True
-    if current == "admin" and user_id == actor.user_id:
-        admins = await db.fetchval(
-            "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'admin'", uuid.UUID(org.id)
-        )
-        if admins <= 1:
-            raise Conflict("an org needs at least one admin: promote someone else first")
+    member = await _locked_member(org.id, data.username)
+    return await _set_role(org.id, member, data.role, actor.user_id), False
+
+
+# --- member role changes and removal (each emits its signal; open sockets are re-authorized on it) ---
+
+
+async def _locked_member(org_id: str, username: str) -> asyncpg.Record:
+    """The member named `username`; 404 otherwise. Membership changes of one org are serialized on
+    the org's row (locked first, always in this order: no deadlock between two admins changing each
+    other), so the last-admin check below cannot be raced."""
+    await db.execute("SELECT 1 FROM orgs WHERE id = $1 FOR UPDATE", uuid.UUID(org_id))
+    row = await db.fetchrow(
+        "SELECT u.id, u.username, m.role FROM users u JOIN memberships m ON m.user_id = u.id AND m.org_id = $1"
+        " WHERE lower(u.username) = lower($2) FOR UPDATE OF m",
+        uuid.UUID(org_id),
+        username,
+    )
+    if row is None:
+        raise NotFound(f"{username!r} is not a member of this org")
+    return row
+
+
+async def _keep_an_admin(org_id: str, member: asyncpg.Record, new_role: str | None) -> None:
+    """Refuse to demote or remove the org's last admin (under `_locked_member`'s org lock)."""
+    if member["role"] != "admin" or new_role == "admin":
+        return
+    admins = await db.fetchval(
+        "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'admin'", uuid.UUID(org_id)
+    )
+    if admins <= 1:
+        raise Conflict("an org needs at least one admin: promote someone else first")
+
+
+async def _set_role(org_id: str, member: asyncpg.Record, role: str, actor_id: str) -> MemberOut:
+    user_id = str(member["id"])
+    if member["role"] == role:
+        return MemberOut(user_id=user_id, username=member["username"], role=role)
+    await _keep_an_admin(org_id, member, role)
     await db.execute(
-        "UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2",
-        uuid.UUID(org.id),
-        user["id"],
-        data.role,
+        "UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2", uuid.UUID(org_id), member["id"], role
     )
     await emit(
         MemberRoleChanged(
             user_id=user_id,
-            username=user["username"],
-            old_role=current,
-            new_role=data.role,
-            changed_by=actor.user_id,
+            username=member["username"],
+            old_role=member["role"],
+            new_role=role,
+            changed_by=actor_id,
         )
     )
-    return MemberOut(user_id=user_id, username=user["username"], role=data.role), False
+    return MemberOut(user_id=user_id, username=member["username"], role=role)
+
+
+async def change_member_role(ctx: RequestContext, username: str, data: MemberRoleIn) -> MemberOut:
+    """Admin only. Open sockets of the member lose the channels the new role cannot see."""
+    ctx.require_role("admin")
+    org = ctx.require_org()
+    actor = ctx.require_user()
+    member = await _locked_member(org.id, username)
+    return await _set_role(org.id, member, data.role, actor.user_id)
+
+
+async def remove_member(ctx: RequestContext, username: str) -> None:
+    """Admin only; never the last admin. The member's tokens in this org are revoked with the
+    membership, and their open sockets on this org close (4403)."""
+    ctx.require_role("admin")
+    org = ctx.require_org()
+    actor = ctx.require_user()
+    member = await _locked_member(org.id, username)
+    await _keep_an_admin(org.id, member, None)
+    await db.execute("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2", uuid.UUID(org.id), member["id"])
+    await emit(
+        MemberRemoved(
+            user_id=str(member["id"]), username=member["username"], old_role=member["role"], removed_by=actor.user_id
+        )
+    )
+    tokens = await db.fetch(
+        "UPDATE api_tokens SET revoked_at = now() WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL"
+        " RETURNING id, name",
+        uuid.UUID(org.id),
+        member["id"],
+    )
+    for token in tokens:
+        await emit(
+            TokenRevoked(
+                token_id=str(token["id"]), name=token["name"], created_by=str(member["id"]), revoked_by=actor.user_id
+            )
+        )
 
 
 async def join_org(ctx: RequestContext) -> MemberOut:
@@ -184,3 +269,52 @@ async def create_token(ctx: RequestContext, data: TokenIn) -> TokenOut:
     )
     await emit(TokenCreated(token_id=str(token_id), name=data.name, scopes=scopes, created_by=principal.user_id))
     return TokenOut(id=str(token_id), name=data.name, scopes=scopes, org=org.slug, token=token)
+
+
+async def list_tokens(ctx: RequestContext) -> TokenListOut:
+    """Admin only: this org's tokens, newest first, without their secret."""
+    ctx.require_role("admin")
+    org = ctx.require_org()
+    rows = await db.fetch(
+        "SELECT t.id, t.name, t.scopes, u.username, t.created_at, t.revoked_at FROM api_tokens t"
+        " JOIN users u ON u.id = t.created_by WHERE t.org_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT 1000",
+        uuid.UUID(org.id),
+    )
+    return TokenListOut(
+        tokens=[
+            TokenSummaryOut(
+                id=str(r["id"]),
+                name=r["name"],
+                scopes=list(r["scopes"]),
+                created_by=r["username"],
+                created_at=r["created_at"],
+                revoked_at=r["revoked_at"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def revoke_token(ctx: RequestContext, token_id: str) -> None:
+    """Admin only. Revoked at once: requests with it answer 401 and its open sockets close (4401).
+    Revoking a revoked token changes nothing (and emits nothing)."""
+    ctx.require_role("admin")
+    org = ctx.require_org()
+    actor = ctx.require_user()
+    try:
+        ident = uuid.UUID(token_id)
+    except ValueError:
+        raise NotFound("token not found") from None
+    row = await db.fetchrow(
+        "SELECT id, name, created_by, revoked_at FROM api_tokens WHERE id = $1 AND org_id = $2 FOR UPDATE",
+        ident,
+        uuid.UUID(org.id),
+    )
+    if row is None:
+        raise NotFound("token not found")
+    if row["revoked_at"] is not None:
+        return
+    await db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", ident)
+    await emit(
+        TokenRevoked(token_id=str(ident), name=row["name"], created_by=str(row["created_by"]), revoked_by=actor.user_id)
+    )

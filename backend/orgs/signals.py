@@ -37,3 +37,19 @@ class TokenCreated(SignalPayload, frozen=True, kw_only=True):
     name: str
     scopes: list[str]
     created_by: str
+
+
+@signal_type("org.token.revoked")
+class TokenRevoked(SignalPayload, frozen=True, kw_only=True):
+    token_id: str
+    name: str
+    created_by: str  # the user the token acted as: their sockets authenticated with it are closed
+    revoked_by: str
+
+
+@signal_type("org.member.removed")
+class MemberRemoved(SignalPayload, frozen=True, kw_only=True):
+    user_id: str
+    username: str
+    old_role: str
+    removed_by: str

@@ -66,7 +66,10 @@ class Realtime:
         )
         # Open sockets and, with an authority, their re-authorization on revocations (realtime/revocation.py).
         self.sockets = LiveSockets()
-        self.revocations = Revocations(self, authority, self.redis) if authority is not None else None
+        self.revocations: Revocations | None = None
+        if authority is not None:  # its pub/sub on a client of its own, apart from the readers' blocking XREADs
+            notices = Redis.from_url(redis_url, decode_responses=False, socket_timeout=15, socket_connect_timeout=5)
+            self.revocations = Revocations(self, authority, notices)
         watch = self.revocations.watch_entry if self.revocations is not None else None
         self.readers = [
             PartitionReader(self.redis, key, self.hub, block_ms=self.config.block_ms, on_entry=watch)
@@ -108,8 +111,17 @@ class Realtime:
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
+        # Bounded: a task stuck in its cancellation (e.g. a Redis client closing a blocked XREAD) must not
+        # hang the shutdown.
+        _, stuck = await asyncio.wait(self._tasks, timeout=self.config.shutdown_timeout_s)
+        for task in stuck:
+            log.warning("realtime: task %s did not stop in time", task.get_name())
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         self._tasks = []
+        if self.revocations is not None:
+            with contextlib.suppress(Exception):
+                await self.revocations.redis.aclose()
         await self.redis.aclose()

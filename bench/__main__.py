@@ -16,6 +16,7 @@ BENCHMARKS = {
     "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",
     "agents": "signal → directive → execution start latency (offline provider) vs bare XADD → SAQ job start",
     "ui": "frontend gzip size and a 200-post thread page's time to first render in Chromium vs a baseline build",
+    "faq": "FAQ agent: new question's signal → first streamed answer token at 100k posts vs bare XADD → job start",
 }
 
 

@@ -78,6 +78,17 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
     raise RuntimeError(f"the worker did not start: see {log_path}")
 
 
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within 20 s (a loaded machine can slow its shutdown)."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        progress("the worker did not stop within 20 s: killed")
+        worker.kill()
+        worker.wait(timeout=10)
+
+
 async def _bench(infra: Servers, newcomers: int, rate: float) -> dict[str, Any]:
     env = _env(infra)
     web = forum_web(infra, env, "web.log")
@@ -88,8 +99,7 @@ async def _bench(infra: Servers, newcomers: int, rate: float) -> dict[str, Any]:
             slug = await _setup(web.base_url, newcomers, rate)
             ours = await _collect(infra.database_url, slug, newcomers)
         finally:
-            worker.terminate()
-            worker.wait(timeout=20)
+            stop_worker(worker)
     progress("baseline: XADD → XREADGROUP → INSERT → SAQ enqueue → job start")
     baseline = await _baseline(infra.database_url, infra.redis_url, newcomers, rate)
     to_directive = ours["to_directive_ms"]

@@ -396,3 +396,15 @@ async def test_faq_config_is_typed_and_validated(app, make_client):
 
 
 _ = (asyncio, dataclasses)
+
+
+async def test_compose_time_suggestions_never_show_a_private_categorys_thread_to_outsiders(app, make_client):
+    forum = await make_forum(make_client)
+    await make_category(forum.admin, forum.slug, "Staff", slug="staff", is_private=True)
+    private = await make_thread(forum.moderator, forum.slug, "staff", OLD_TITLE, OLD_BODY)
+    draft = {"title": NEW_TITLE, "body": NEW_BODY}
+    r = await forum.member.post(f"{forum.base}/related", json=draft)
+    assert r.status_code == 200, r.text
+    assert private["thread"]["id"] not in {t["thread_id"] for t in r.json()["threads"]}
+    r = await forum.moderator.post(f"{forum.base}/related", json=draft)
+    assert private["thread"]["id"] in {t["thread_id"] for t in r.json()["threads"]}

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from backend.forum.visibility import viewer_for_user, visible_category_ids
 from backend.search import embedding
 from engine import db
 from engine.tenancy import current_tenant
@@ -348,6 +349,10 @@ async def related_threads(
     if not texts:
         return []
     rows = {r["id"]: r for r in await db.fetch(_THREADS_SQL, list(found), embedding.MODEL_NAME)}
+    # private categories: only their members and the org's staff may see their threads
+    asker = _as_uuid(visible_to)
+    visible = set(await visible_category_ids(await viewer_for_user(str(asker) if asker else None)))
+    rows = {tid: row for tid, row in rows.items() if row["category_id"] in visible}
     semantic = await semantic_scores(text, title, rows)
     relevance = {
         tid: texts[tid]

@@ -25,7 +25,7 @@ import httpx
 from backend.search.embedding import DIMENSIONS, MODEL_NAME, to_bytes
 from bench.harness import Servers, forum_web, median, percentile, print_table, progress, running, servers
 from bench.harness import write_json as write_results
-from bench.search import build_org, read_token, sentence, vocabulary
+from bench.search import PASSWORD, build_org, sentence, vocabulary
 from engine.tenancy import schema_for
 
 SEED = 20251201
@@ -83,6 +83,21 @@ async def prepare(infra: Servers, org: str) -> None:
         await conn.close()
 
 
+async def write_token(base_url: str, org: str, username: str) -> str:
+    """A token that may POST (the boundary refuses POSTs from read-only tokens, /related included)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        r = await client.post("/api/v1/auth/login", json={"login": username, "password": PASSWORD})
+        r.raise_for_status()
+        r = await client.post(
+            f"/api/v1/orgs/{org}/tokens",
+            json={"name": "related-bench", "scopes": ["read", "write"]},
+            headers={"x-csrftoken": client.cookies["csrftoken"]},
+        )
+        r.raise_for_status()
+        token: str = r.json()["token"]
+        return token
+
+
 async def time_http(client: httpx.AsyncClient, url: str, token: str, repeat: int) -> tuple[list[float], list[int]]:
     latencies: list[float] = []
     found: list[int] = []
@@ -125,7 +140,7 @@ async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[
     await prepare(infra, org)
     web = forum_web(infra)
     with running(web):
-        token = await read_token(web.base_url, org, admin)
+        token = await write_token(web.base_url, org, admin)
         conn = await asyncpg.connect(infra.database_url)
         try:
             await conn.execute(f'SET search_path TO "{schema_for(org)}", public')

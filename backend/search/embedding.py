@@ -32,6 +32,7 @@ log = logging.getLogger("forum.search.embedding")
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 128  # enough for a title and the start of a question; the model was trained on up to 128
+QUERY_TOKENS = 64  # a draft being typed: its title and first sentences (encoded per request, so shorter)
 BATCH = 16
 LAYERS = 6
 HEADS = 12
@@ -219,10 +220,10 @@ class MiniLM:
         pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def encode(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str], max_tokens: int = MAX_TOKENS) -> Any:
         """Unit vectors, one row per text (texts of similar length are batched together)."""
         np = self.np
-        ids = [self.tokenizer.ids(t) for t in texts]
+        ids = [self.tokenizer.ids(t, max_tokens) for t in texts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), DIMENSIONS), dtype=np.float32)
         with self.lock:  # numpy releases the GIL; one forward pass at a time keeps memory bounded

@@ -40,10 +40,12 @@ from engine.tenancy import current_tenant
 
 MAX_TEXT_CHARS = 20_000  # longer input is cut: enough words to find the topic
 MAX_K = 50
-CANDIDATES = 60  # threads ranked precisely, from each of the two candidate sources
-CANDIDATE_POSTS = 3_000  # posts matched before they are ranked in step 1 (bounds the worst case)
-QUERY_TERMS = 12  # most selective lexemes used to find candidates
-MAX_REPLIES = 40  # replies of a candidate thread read in step 2
+CANDIDATES = 25  # threads ranked precisely, from each of the two candidate sources (titles, posts)
+CANDIDATE_POSTS = 1_000  # posts matched before they are ranked in step 1 (bounds the worst case)
+QUERY_TERMS = 8  # most selective lexemes used to find candidates among titles
+POST_QUERY_TERMS = 4  # … and among posts, if they are rare enough:
+POST_TERM_MAX_DOCS = 5_000  # a lexeme in more posts finds no candidates among posts (it still scores)
+MAX_REPLIES = 12  # replies of a candidate thread read in step 2 (the earliest ones)
 EXCERPT_CHARS = 300
 
 # BM25F parameters: textbook values, not fitted to any data set.
@@ -83,6 +85,7 @@ class QueryTerm:
     lexeme: str
     weight: float  # query-side weight (term frequency in the query, title lexemes heavier)
     idf: float
+    ndoc: int  # posts containing it at the last statistics refresh (0: unknown)
 
 
 @dataclass(slots=True)
@@ -129,7 +132,9 @@ async def query_terms(text: str, title: str = "") -> list[QueryTerm]:
             weight = boost * (1.0 + math.log(row["tf"]))
             term = terms.get(row["lexeme"])
             if term is None:
-                terms[row["lexeme"]] = QueryTerm(row["lexeme"], weight, bm25_idf(row["n_docs"] or 0, row["ndoc"]))
+                terms[row["lexeme"]] = QueryTerm(
+                    row["lexeme"], weight, bm25_idf(row["n_docs"] or 0, row["ndoc"]), row["ndoc"] or 0
+                )
             else:
                 term.weight += weight
     return sorted(terms.values(), key=lambda t: (-t.idf * t.weight, t.lexeme))
@@ -175,30 +180,36 @@ NOT EXISTS (SELECT 1 FROM (SELECT is_deleted, is_hidden FROM post f WHERE f.thre
 
 # --- step 1: candidates --------------------------------------------------------------------------------
 
-_CANDIDATES_SQL = f"""
-WITH q AS (SELECT to_tsquery('simple', $1) AS tsq),
-by_title AS (
-    SELECT t.id FROM thread t, q WHERE t.search @@ q.tsq AND NOT (t.id = ANY($3::uuid[]))
-    ORDER BY ts_rank(t.search, q.tsq) DESC, t.id LIMIT $2
-),
-matched_posts AS (
-    SELECT p.thread_id, p.search FROM post p, q
-    WHERE p.search @@ q.tsq AND NOT p.is_deleted AND NOT p.is_hidden LIMIT {CANDIDATE_POSTS}
-),
-by_post AS (
-    SELECT m.thread_id AS id FROM matched_posts m, q WHERE NOT (m.thread_id = ANY($3::uuid[]))
-    GROUP BY m.thread_id ORDER BY max(ts_rank(m.search, q.tsq)) DESC, m.thread_id LIMIT $2
+# Two index scans (GIN on thread titles, GIN on posts), each ranked over a bounded set.
+_TITLE_CANDIDATES_SQL = """
+SELECT t.id FROM thread t
+WHERE t.search @@ to_tsquery('simple', $1) AND NOT (t.id = ANY($3::uuid[]))
+ORDER BY ts_rank(t.search, to_tsquery('simple', $1)) DESC, t.id LIMIT $2
+"""
+_POST_CANDIDATES_SQL = f"""
+WITH matched AS (
+    SELECT p.thread_id, p.search FROM post p
+    WHERE p.search @@ to_tsquery('simple', $1) AND NOT p.is_deleted AND NOT p.is_hidden LIMIT {CANDIDATE_POSTS}
 )
-SELECT id FROM by_title UNION SELECT id FROM by_post
+SELECT m.thread_id AS id FROM matched m WHERE NOT (m.thread_id = ANY($3::uuid[]))
+GROUP BY m.thread_id ORDER BY max(ts_rank(m.search, to_tsquery('simple', $1))) DESC, m.thread_id LIMIT $2
 """
 
 
 async def candidate_threads(terms: Sequence[QueryTerm], exclude: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Threads whose title matches the most selective lexemes, and threads with posts matching the
+    rare ones (lexemes in more than POST_TERM_MAX_DOCS posts would make that scan large and say little)."""
     selective = [t for t in terms if t.idf > 0][:QUERY_TERMS]
     if not selective:
         return []
-    rows = await db.fetch(_CANDIDATES_SQL, or_query(selective), CANDIDATES, list(exclude))
-    return [r["id"] for r in rows]
+    found: dict[uuid.UUID, None] = {}
+    for row in await db.fetch(_TITLE_CANDIDATES_SQL, or_query(selective), CANDIDATES, list(exclude)):
+        found[row["id"]] = None
+    rare = [t for t in selective if t.ndoc <= POST_TERM_MAX_DOCS][:POST_QUERY_TERMS]
+    if rare:
+        for row in await db.fetch(_POST_CANDIDATES_SQL, or_query(rare), CANDIDATES, list(exclude)):
+            found[row["id"]] = None
+    return list(found)
 
 
 # --- step 2: scoring -----------------------------------------------------------------------------------
@@ -210,20 +221,22 @@ WITH cand AS (
     {{category_filter}}
 ),
 posts AS (
-    SELECT p.id, p.thread_id, p.search, row_number() OVER (PARTITION BY p.thread_id ORDER BY p.created_at, p.id) AS n
-    FROM post p JOIN cand ON cand.id = p.thread_id
-    WHERE NOT p.is_deleted AND NOT p.is_hidden
+    SELECT p.id, p.thread_id, p.search, p.n FROM cand, LATERAL (
+        SELECT id, thread_id, search, row_number() OVER (ORDER BY created_at, id) AS n FROM post
+        WHERE thread_id = cand.id AND NOT is_deleted AND NOT is_hidden ORDER BY created_at, id LIMIT {MAX_REPLIES + 1}
+    ) p
 ),
 fields AS (
     SELECT cand.id AS thread_id, NULL::uuid AS post_id, 0 AS field, cand.search AS tsv FROM cand
     UNION ALL
-    SELECT thread_id, id, CASE WHEN n = 1 THEN 1 ELSE 2 END, search FROM posts WHERE n <= {MAX_REPLIES + 1}
+    SELECT thread_id, id, CASE WHEN n = 1 THEN 1 ELSE 2 END, search FROM posts
 )
 SELECT f.thread_id, f.post_id, f.field, length(f.tsv) AS len,
-       coalesce((SELECT array_agg(u.lexeme) FROM unnest(f.tsv) u WHERE u.lexeme = ANY($2::text[])), '{{}}') AS lexemes,
-       coalesce((SELECT array_agg(coalesce(array_length(u.positions, 1), 1)) FROM unnest(f.tsv) u
-                 WHERE u.lexeme = ANY($2::text[])), '{{}}') AS tfs
-FROM fields f
+       coalesce(m.lexemes, '{{}}') AS lexemes, coalesce(m.tfs, '{{}}') AS tfs
+FROM fields f, LATERAL (
+    SELECT array_agg(u.lexeme) AS lexemes, array_agg(coalesce(array_length(u.positions, 1), 1)) AS tfs
+    FROM unnest(f.tsv) u WHERE u.lexeme = ANY($2::text[])
+) m
 """
 
 
@@ -336,6 +349,7 @@ async def related_threads(
     terms = await query_terms(text, title)
     if not terms:
         return []
+    query_vector = start_query_embedding(text, title)  # encodes in a thread while the SQL runs
     exclude = [u for u in (_as_uuid(x) for x in exclude_thread_ids) if u is not None]
     if candidate_thread_ids is None:
         candidates = await candidate_threads(terms, exclude)
@@ -353,7 +367,7 @@ async def related_threads(
     asker = _as_uuid(visible_to)
     visible = set(await visible_category_ids(await viewer_for_user(str(asker) if asker else None)))
     rows = {tid: row for tid, row in rows.items() if row["category_id"] in visible}
-    semantic = await semantic_scores(text, title, rows)
+    semantic = await semantic_scores(query_vector, rows)
     relevance = {
         tid: texts[tid]
         if semantic.get(tid) is None
@@ -374,13 +388,26 @@ async def related_threads(
     ]
 
 
-async def semantic_scores(text: str, title: str, rows: dict[uuid.UUID, Any]) -> dict[uuid.UUID, float | None]:
-    """Cosine between the query and each embedded candidate (clipped at 0); {} without the model."""
+def start_query_embedding(text: str, title: str) -> asyncio.Future[Any] | None:
+    """The query's embedding, computed in a worker thread; None without the model."""
     model = embedding.model()
-    if model is None or not any(r["vector"] is not None for r in rows.values()):
+    if model is None:
+        return None
+    query = (title + "\n" + text).strip()[: embedding.QUERY_TOKENS * 12]
+    future = asyncio.ensure_future(asyncio.to_thread(model.encode, [query], embedding.QUERY_TOKENS))
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # unused on an early return: no warning
+    return future
+
+
+async def semantic_scores(
+    query_vector: asyncio.Future[Any] | None, rows: dict[uuid.UUID, Any]
+) -> dict[uuid.UUID, float | None]:
+    """Cosine between the query and each embedded candidate (clipped at 0); {} without the model."""
+    if query_vector is None:
         return {}
-    query = (title + "\n" + text).strip()[: embedding.MAX_TOKENS * 12]
-    vector = (await asyncio.to_thread(model.encode, [query]))[0]
+    vector = (await query_vector)[0]
+    if not any(r["vector"] is not None for r in rows.values()):
+        return {}
     return {
         tid: max(0.0, float(embedding.from_bytes(r["vector"]) @ vector)) if r["vector"] is not None else None
         for tid, r in rows.items()

@@ -10,7 +10,7 @@ import time
 BENCHMARKS = {
     "replies": "reply creation through the HTTP API vs a bare Litestar + asyncpg INSERT",
     "search": "search p50/p99 over a large org through the HTTP API vs the same SQL run raw",
-    "related": "compose-time related threads (POST /related) p50/p99 over a large org vs a raw SQL OR-query",
+    "related": "compose-time related threads (POST /related) p50/p99 over a large org vs the search SQL run raw",
     "fanout": "websocket fan-out: commit→receive latency, deliveries/s, memory per connection vs a bare"
     " Litestar websocket broadcast fed by Redis pub/sub",
     "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",

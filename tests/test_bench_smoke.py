@@ -44,3 +44,7 @@ def test_quick_benchmarks_print_their_figures():
     # faq: the answer's first streamed token after the question's signal, next to the baseline
     for side in ("ours: signal → first token", "baseline: XADD → job start"):
         assert re.search(rf"{re.escape(side)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out), out
+    # related: both sides measured, every draft got suggestions
+    for side in ("ours (POST /related, HTTP)", "raw search SQL, title (asyncpg)", "ours / raw"):
+        assert re.search(rf"{re.escape(side)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out), out
+    assert re.search(r"threads returned per draft: ours \[(5, )+5\]", out), out  # the raw title search may find none

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent_packages.forum_contract.directives import DigestPost, ThreadExtractDecisions, ThreadSummarize
 from agent_packages.forum_contract.reads import DigestDataQuery, ThreadQuery, ThreadReplyCountQuery
-from agent_packages.forum_contract.signals import DigestDue, PostCreated, payload_of
+from agent_packages.forum_contract.signals import AgentResponseRequested, DigestDue, PostCreated, payload_of
 from agent_packages.forum_summary_agent.summarizer import (
     Point,
     PostText,
@@ -40,7 +40,7 @@ MANIFEST = PackageManifest(
     description="Writes a readable TL;DR of long threads (each point linked to its post), with the thread's "
     "decisions and open questions, when someone asks for one or every N replies; a weekly digest per category.",
     agent_handle="summary-agent",
-    consumes=("forum.post.created", "forum.digest.due"),
+    consumes=("forum.post.created", "forum.digest.due", "forum.agent.response.requested"),
     directives=("forum.thread.summarize", "forum.thread.extract_decisions", "forum.digest.post"),
     permissions=("read_forum", "post_as_agent"),
     rate_limit_per_hour=20,
@@ -121,6 +121,12 @@ class SummaryAgent:
                     f"forum.digest.post:{ctx.tenant}:{due.category_id}:{due.week}",
                 )
             ]
+        if signal.type == AgentResponseRequested.signal_name:  # "summarize this thread" (POST …/summary)
+            asked = payload_of(signal, AgentResponseRequested)
+            if asked.agent != self.manifest.agent_handle:
+                return []
+            replies = await ctx.query(ThreadReplyCountQuery(thread_id=asked.thread_id))
+            return [summarize_request(ctx.tenant, asked.thread_id, replies)]
         if signal.type != PostCreated.signal_name:
             return []
         post = payload_of(signal, PostCreated)

@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from agent_packages.forum_summary_agent.agent import summarize_request
 from backend.agents.config_forms import config_schema
 from backend.agents.schemas import AgentOut, InstallationIn, SignalOut
 from backend.context import RequestContext
@@ -420,25 +419,7 @@ async def metrics(ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 async def request_summary(ctx: RequestContext, thread_ref: str) -> dict[str, Any]:
-    """A member asks the summary agent for a TL;DR of this thread as it is now (202: the directive).
-    Asking again before the thread changes returns the same directive."""
-    ctx.require_role("member")
-    runtime = _runtime(ctx)
-    package = runtime.packages.get("forum_summary_agent")
-    thread = await thread_row(thread_ref)
-    enabled = await db.fetchval("SELECT enabled FROM installation WHERE package = 'forum_summary_agent'")
-    if package is None or not enabled:
-        raise Conflict("the summary agent is not enabled in this org: an admin can enable it on the agents page")
-    org = ctx.require_org()
-    request = summarize_request(org.slug, str(thread["id"]), int(thread["reply_count"]))
-    row, created = await directive_store.request_directive(
-        request, manifest=package.manifest, signal=None, correlation_id=ctx.correlation_id
-    )
-    if created and row.status == "pending" and runtime.enqueue is not None:
-        enqueue, tenant = runtime.enqueue, org.slug
-
-        async def enqueue_after_commit() -> None:
-            await enqueue(tenant, row.id)
-
-        ctx.after_commit.append(enqueue_after_commit)
-    return {"directive_id": row.id, "status": row.status, "created": created}
+    """A member asks the summary agent for a TL;DR of this thread as it is now (202: the directive), through
+    `forum.agent.response.requested` like any request to an agent. Asking again before the thread changes
+    returns the same directive."""
+    return await request_answer(ctx, thread_ref, "summary-agent", None)

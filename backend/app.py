@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from backend.agents.routes import AgentsController
 from backend.agents.runtime import build_runtime
 from backend.context import Services, provide_ctx
-from backend.errors import undecodable_input
+from backend.errors import DATABASE_FAILURES, REDIS_FAILURES, service_unavailable, undecodable_input
 from backend.forum.routes import ForumController
 from backend.forum.thread_page import thread_page
 from backend.health import healthz
@@ -99,10 +99,13 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan, realtime_lifespan],  # realtime starts after the services, stops before
         request_max_body_size=settings.max_body_bytes,
-        exception_handlers={UnicodeDecodeError: undecodable_input},
+        exception_handlers={
+            UnicodeDecodeError: undecodable_input,
+            **dict.fromkeys(DATABASE_FAILURES + REDIS_FAILURES, service_unavailable),  # outages: 503
+        },
         openapi_config=OpenAPIConfig(title="FleetPrompt Forum", version="1.0.0", path="/schema"),
         logging_config=LoggingConfig(
-            log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}
+            log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503}
         ),
         debug=False,
     )

@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import Request, Response, get
 
+from backend.errors import UNAVAILABLE_RETRY_AFTER_S
 from engine import db
 
 
@@ -27,5 +28,9 @@ async def healthz(request: Request) -> Response[dict[str, object]]:
         except Exception:  # any failure means "not healthy"; the reason is not leaked
             failing.append(name)
     if failing:
-        return Response({"status": "unavailable", "failing": failing}, status_code=503)
+        return Response(
+            {"status": "unavailable", "failing": failing},
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
     return Response({"status": "ok"}, status_code=200)

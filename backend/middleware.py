@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.boundary import run_in_fresh_context, unit_of_work
 from backend.context import ROLE_RANK, Principal, RequestContext, Role, Services
+from backend.errors import OUTAGE_SCOPE_KEY, UNAVAILABLE_RETRY_AFTER_S, unavailable_body, unavailable_part
 from backend.identity.service import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -210,6 +211,11 @@ def check_same_origin(scope: Scope, headers: dict[str, str], public_origin: str)
         raise Reject(403, "cross-origin request refused: the Origin (or Referer) is not this site")
 
 
+def unavailable(part: str) -> Reject:
+    body = unavailable_body(part)
+    return Reject(503, str(body["detail"]), headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
+
+
 def may_write(principal: Principal) -> bool:
     """Sessions may write (roles decide what); tokens only with a write, moderate or admin scope."""
     return principal.via != "token" or any(s in WRITE_SCOPES for s in principal.token_scopes)
@@ -303,6 +309,17 @@ class RequestContextMiddleware:
         except Reject as rejection:
             await send_rejection(send, rejection)
             return
+        except Exception as exc:
+            part = unavailable_part(exc, at_boundary=True)
+            if part is None:
+                raise
+            log.warning("outage: %s unavailable (%s)", part, type(exc).__name__)
+            scope[OUTAGE_SCOPE_KEY] = part  # type: ignore[literal-required]
+            held.clear()
+            await send_rejection(send, unavailable(part))
+        finally:
+            if scope.get(OUTAGE_SCOPE_KEY) == "database":
+                await db.expire_connections()
         for message in held:
             await send(message)
 

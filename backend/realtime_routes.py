@@ -23,6 +23,7 @@ from litestar import Litestar, WebSocket, websocket
 from litestar.params import FromPath
 
 from backend.context import RequestContext, Services
+from backend.errors import unavailable_part
 from backend.identity.service import SESSION_COOKIE, hash_ip, session_key
 from backend.middleware import (
     Reject,
@@ -42,6 +43,7 @@ from realtime.runtime import Realtime, RealtimeConfig
 from realtime.session import SocketIdentity, serve_socket
 
 log = logging.getLogger("forum.realtime")
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the server is temporarily unable to serve
 
 
 def realtime_config(settings: Settings) -> RealtimeConfig:
@@ -84,6 +86,18 @@ async def org_socket(socket: WebSocket[Any, Any, Any], org: FromPath[str]) -> No
         await socket.accept()
         with contextlib.suppress(Exception):
             await socket.close(code=close_code_for_status(rejection.status), reason=rejection.detail[:120])
+        return
+    except Exception as exc:
+        part = unavailable_part(exc, at_boundary=True)
+        if part is None:
+            raise
+        # An outage is not a refusal: 1013 "try again later", so clients reconnect with backoff.
+        log.warning("outage: %s unavailable for a new socket (%s)", part, type(exc).__name__)
+        if part == "database":
+            await db.expire_connections()
+        await socket.accept()
+        with contextlib.suppress(Exception):
+            await socket.close(code=TRY_AGAIN_LATER, reason=f"the {part} is unavailable; try again shortly")
         return
     identity = SocketIdentity(
         tenant=org,

@@ -41,6 +41,16 @@ async def disconnect() -> None:
         await DB.close_connection_pool()
 
 
+async def expire_connections() -> None:
+    """After the server went away: replace every pooled connection on its next use (best effort), so a
+    restarted server is not met with one stale connection per pool slot."""
+    if DB.pool is not None:
+        try:
+            await DB.pool.expire_connections()
+        except Exception:
+            return
+
+
 def pool() -> asyncpg.Pool:
     if DB.pool is None:
         raise RuntimeError("database pool not started: call engine.db.connect first")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.console import as_operator
+from backend.console import as_operator, principal_named
 from backend.context import OrgRef
 from backend.search import embedding
 from backend.search.jobs import maintain_related_index
 from backend.search.related import refresh_term_stats, related_threads
-from tests.factories import assert_error, make_forum, make_reply, make_thread, tenant_fetch
+from tests.factories import assert_error, make_category, make_forum, make_reply, make_thread, tenant_fetch
 
 QUESTIONS = (
     ("Sourdough starter smells like acetone", "My sourdough starter smells of nail polish remover after two days."),
@@ -184,3 +184,20 @@ async def test_without_the_model_ranking_is_lexical(make_client, app, monkeypatc
     found = await related(forum.member, forum.base, title="kegerator too warm", body="")
     assert [t["thread_id"] for t in found] == [made["thread"]["id"]]
     assert found[0]["semantic_score"] is None and found[0]["relevance"] == found[0]["text_score"] > 0
+
+
+async def test_private_category_threads_only_for_its_members_and_staff(make_client, app):
+    forum = await make_forum(make_client)
+    await make_category(forum.admin, forum.slug, "Staff room", slug="staff", is_private=True)
+    private = await make_thread(forum.moderator, forum.slug, "staff", "Barrel aging schedule", "Barrel aging plan")
+    public = await make_thread(forum.member, forum.slug, "general", "Barrel aged stout", "How long in the barrel?")
+    draft = {"title": "barrel aging schedule", "body": "", "k": 1}
+    assert [t["thread_id"] for t in await related(forum.moderator, forum.base, **draft)] == [private["thread"]["id"]]
+    assert [t["thread_id"] for t in await related(forum.member, forum.base, **draft)] == [public["thread"]["id"]]
+    assert [t["thread_id"] for t in await related(forum.anon, forum.base, **draft)] == [public["thread"]["id"]]
+    org = OrgRef(id="", slug=forum.slug, name="", visibility="public")
+    async with as_operator(app.state.services, None, org, None):
+        staff_id = (await principal_named(forum.users["moderator"]["username"])).user_id  # type: ignore[union-attr]
+        only_staff = await related_threads("barrel", 5, visible_to=forum.users["member"]["id"], category_id=None)
+        assert private["thread"]["id"] not in {h.thread_id for h in only_staff}
+        assert private["thread"]["id"] in {h.thread_id for h in await related_threads("barrel", 5, visible_to=staff_id)}

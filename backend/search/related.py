@@ -183,7 +183,7 @@ NOT EXISTS (SELECT 1 FROM (SELECT is_deleted, is_hidden FROM post f WHERE f.thre
 # Two index scans (GIN on thread titles, GIN on posts), each ranked over a bounded set.
 _TITLE_CANDIDATES_SQL = """
 SELECT t.id FROM thread t
-WHERE t.search @@ to_tsquery('simple', $1) AND NOT (t.id = ANY($3::uuid[]))
+WHERE t.search @@ to_tsquery('simple', $1) AND NOT (t.id = ANY($3::uuid[])) AND t.category_id = ANY($4::uuid[])
 ORDER BY ts_rank(t.search, to_tsquery('simple', $1)) DESC, t.id LIMIT $2
 """
 _POST_CANDIDATES_SQL = f"""
@@ -191,23 +191,26 @@ WITH matched AS (
     SELECT p.thread_id, p.search FROM post p
     WHERE p.search @@ to_tsquery('simple', $1) AND NOT p.is_deleted AND NOT p.is_hidden LIMIT {CANDIDATE_POSTS}
 )
-SELECT m.thread_id AS id FROM matched m WHERE NOT (m.thread_id = ANY($3::uuid[]))
+SELECT m.thread_id AS id FROM matched m JOIN thread t ON t.id = m.thread_id
+WHERE NOT (m.thread_id = ANY($3::uuid[])) AND t.category_id = ANY($4::uuid[])
 GROUP BY m.thread_id ORDER BY max(ts_rank(m.search, to_tsquery('simple', $1))) DESC, m.thread_id LIMIT $2
 """
 
 
-async def candidate_threads(terms: Sequence[QueryTerm], exclude: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+async def candidate_threads(
+    terms: Sequence[QueryTerm], exclude: Sequence[uuid.UUID], categories: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
     """Threads whose title matches the most selective lexemes, and threads with posts matching the
     rare ones (lexemes in more than POST_TERM_MAX_DOCS posts would make that scan large and say little)."""
     selective = [t for t in terms if t.idf > 0][:QUERY_TERMS]
     if not selective:
         return []
     found: dict[uuid.UUID, None] = {}
-    for row in await db.fetch(_TITLE_CANDIDATES_SQL, or_query(selective), CANDIDATES, list(exclude)):
+    for row in await db.fetch(_TITLE_CANDIDATES_SQL, or_query(selective), CANDIDATES, list(exclude), list(categories)):
         found[row["id"]] = None
     rare = [t for t in selective if t.ndoc <= POST_TERM_MAX_DOCS][:POST_QUERY_TERMS]
     if rare:
-        for row in await db.fetch(_POST_CANDIDATES_SQL, or_query(rare), CANDIDATES, list(exclude)):
+        for row in await db.fetch(_POST_CANDIDATES_SQL, or_query(rare), CANDIDATES, list(exclude), list(categories)):
             found[row["id"]] = None
     return list(found)
 
@@ -217,8 +220,7 @@ async def candidate_threads(terms: Sequence[QueryTerm], exclude: Sequence[uuid.U
 _FIELDS_SQL = f"""
 WITH cand AS (
     SELECT t.id, t.title, t.search FROM thread t
-    WHERE t.id = ANY($1::uuid[]) AND {_OPENING_VISIBLE}
-    {{category_filter}}
+    WHERE t.id = ANY($1::uuid[]) AND t.category_id = ANY($3::uuid[]) AND {_OPENING_VISIBLE}
 ),
 posts AS (
     SELECT p.id, p.thread_id, p.search, p.n FROM cand, LATERAL (
@@ -241,15 +243,12 @@ FROM fields f, LATERAL (
 
 
 async def field_stats(
-    candidates: Sequence[uuid.UUID], terms: Sequence[QueryTerm], category_id: uuid.UUID | None
+    candidates: Sequence[uuid.UUID], terms: Sequence[QueryTerm], categories: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Candidate]:
-    sql = _FIELDS_SQL.replace("{category_filter}", "AND t.category_id = $3" if category_id else "")
-    args: list[Any] = [list(candidates), [t.lexeme for t in terms]]
-    if category_id:
-        args.append(category_id)
+    rows = await db.fetch(_FIELDS_SQL, list(candidates), [t.lexeme for t in terms], list(categories))
     idf = {t.lexeme: t.idf for t in terms}
     found: dict[uuid.UUID, Candidate] = {}
-    for row in await db.fetch(sql, *args):
+    for row in rows:
         cand = found.setdefault(row["thread_id"], Candidate(row["thread_id"]))
         target = (cand.title, cand.question, cand.replies)[row["field"]]
         target.length += row["len"]
@@ -346,27 +345,30 @@ async def related_threads(
         raise ValueError(f"k must be between 1 and {MAX_K}")
     if not await may_read_org(visible_to):
         return []
+    # private categories: only their members and the org's staff may see their threads
+    asker = _as_uuid(visible_to)
+    visible = set(await visible_category_ids(await viewer_for_user(str(asker) if asker else None)))
+    only = _as_uuid(category_id)
+    categories = [c for c in visible if only is None or c == only]
+    if not categories:
+        return []
     terms = await query_terms(text, title)
     if not terms:
         return []
     query_vector = start_query_embedding(text, title)  # encodes in a thread while the SQL runs
     exclude = [u for u in (_as_uuid(x) for x in exclude_thread_ids) if u is not None]
     if candidate_thread_ids is None:
-        candidates = await candidate_threads(terms, exclude)
+        candidates = await candidate_threads(terms, exclude, categories)
     else:
         candidates = [u for u in (_as_uuid(x) for x in candidate_thread_ids) if u is not None and u not in exclude]
     if not candidates:
         return []
-    only = _as_uuid(category_id)
-    found = await field_stats(candidates, terms, only)
+    found = await field_stats(candidates, terms, categories)
     texts = text_scores(found, terms)
     if not texts:
         return []
     rows = {r["id"]: r for r in await db.fetch(_THREADS_SQL, list(found), embedding.MODEL_NAME)}
-    # private categories: only their members and the org's staff may see their threads
-    asker = _as_uuid(visible_to)
-    visible = set(await visible_category_ids(await viewer_for_user(str(asker) if asker else None)))
-    rows = {tid: row for tid, row in rows.items() if row["category_id"] in visible}
+    rows = {tid: row for tid, row in rows.items() if row["category_id"] in visible}  # (already filtered in SQL)
     semantic = await semantic_scores(query_vector, rows)
     relevance = {
         tid: texts[tid]

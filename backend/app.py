@@ -27,6 +27,7 @@ from backend.media.urls import configure_image_signing
 from backend.middleware import RequestContextMiddleware
 from backend.moderation.routes import ModerationController
 from backend.notifications.routes import NotificationController
+from backend.openapi import document_error_responses
 from backend.orgs.routes import OrgController
 from backend.profiles.routes import ProfileController
 from backend.reading.routes import ReadingController
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan, realtime_lifespan],  # realtime starts after the services, stops before
+        on_startup=[document_error_responses],
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={
             UnicodeDecodeError: undecodable_input,

@@ -23,7 +23,7 @@ class ImageSigner:
         return hmac.new(self.key, url.encode(), hashlib.sha256).hexdigest()[:40]
 
     def verify(self, url: str, sig: str) -> bool:
-        return hmac.compare_digest(self.signature(url), sig)
+        return hmac.compare_digest(self.signature(url).encode(), sig.encode())  # bytes: any text compares
 
     def __call__(self, url: str) -> str:
         """The proxy URL of remote image `url`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -38,7 +39,11 @@ class OrgController(Controller):
         """Join a public org as a member."""
         return MemberEnvelope(member=await service.join_org(ctx))
 
-    @post("/{org:str}/members")
+    @post(
+        "/{org:str}/members",
+        status_code=HTTP_201_CREATED,
+        responses={HTTP_200_OK: ResponseSpec(MemberEnvelope, description="An existing member's role was changed")},
+    )
     async def add_member(self, ctx: Ctx, org: FromPath[str], data: JSONBody[MemberIn]) -> Response[MemberEnvelope]:
         """Add a member (201) or change a member's role (200). Admin only."""
         member, created = await service.add_member(ctx, data)

@@ -3,6 +3,7 @@ placeholder accounts, imported signals that no agent acts on. On small dumps the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,18 @@ async def test_jsonl_import_and_refusals(app, make_client, pool, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "no id"}\n', encoding="utf-8")
     assert forum_main(["import", "jsonl", str(bad), "--org", slug]) == 2
+
+
+async def test_two_runs_at_once_import_everything_once(app, make_client, pool, tmp_path):
+    _, slug = await make_org(make_client)
+    source = read_dump(write_dump(tmp_path / "beer"))
+    first, second = await asyncio.gather(
+        run_import(app.state.services, slug, source, batch_size=1),
+        run_import(app.state.services, slug, read_dump(tmp_path / "beer"), batch_size=1),
+    )
+    assert first.counts.threads + second.counts.threads == 3
+    assert first.counts.posts + second.counts.posts == 7
+    assert first.counts.users + second.counts.users == 3
+    _, clean_slug = await make_org(make_client)
+    await run_import(app.state.services, clean_slug, source)
+    assert await counts(pool, slug) == await counts(pool, clean_slug)

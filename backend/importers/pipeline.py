@@ -74,6 +74,7 @@ async def run_import(
 
     categories: dict[str, uuid.UUID] = {}
     async with unit() as uow:
+        await service.lock_source(uow.ctx, source.name)
         names = {t.category or source.default_category for t in source.threads}
         for name in sorted(names):
             categories[name] = await service.ensure_category(uow.ctx, name, qa_mode=source.qa_mode)
@@ -81,6 +82,7 @@ async def run_import(
     for start in range(0, len(source.threads), batch_size):
         batch = source.threads[start : start + batch_size]
         async with unit() as uow:
+            await service.lock_source(uow.ctx, source.name)
             users, created = await service.ensure_placeholders(uow.ctx, source.name, _authors(source, batch))
             for thread in batch:
                 category = categories[thread.category or source.default_category]
@@ -92,6 +94,7 @@ async def run_import(
         if progress is not None:
             progress.update(done, f"{counts.threads:,} new threads, {counts.posts:,} posts, {counts.skipped:,} skipped")
     async with unit() as uow:
+        await service.lock_source(uow.ctx, source.name)
         counts.duplicates = await service.record_duplicates(uow.ctx, source.name, source.duplicates)
         await refresh_term_stats()
     if progress is not None:

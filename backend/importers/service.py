@@ -46,6 +46,13 @@ class ImportCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+async def lock_source(ctx: RequestContext, source: str) -> None:
+    """Serialize concurrent runs of the same import into the same org, one batch at a time (held until the
+    batch's transaction ends): a second run then finds the first one's records instead of racing it."""
+    key = f"import:{ctx.require_org().slug}:{source}"
+    await db.fetchval("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def recorded(source: str, kind: str, external_ids: Iterable[str]) -> dict[str, uuid.UUID | None]:
     rows = await db.fetch(
         "SELECT external_id, local_id FROM import_record WHERE source = $1 AND kind = $2 AND external_id = ANY($3)",

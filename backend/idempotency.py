@@ -26,6 +26,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from backend.context import RequestContext, provide_ctx
 from engine import db
 
+IDEMPOTENT: dict[str, object] = {"idempotent": True}  # a route's `opt` that turns the header on
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"
 MAX_KEY_LENGTH = 255

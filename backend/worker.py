@@ -24,6 +24,7 @@ from saq import Worker
 from backend.agents.jobs import end_orphaned_drafts
 from backend.agents.periodic import sweep_digests, sweep_unanswered
 from backend.agents.runtime import build_runtime
+from backend.idempotency import purge_expired_keys
 from backend.media.urls import configure_image_signing
 from backend.search.jobs import maintain_related_index
 from backend.settings import Settings
@@ -123,6 +124,7 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
                 lambda: requeue_stranded(queue, pending_after_s=settings.agent_requeue_after_s),
             )
         ),
+        asyncio.create_task(_every(600, stop, "idempotency key purge", purge_expired_keys)),
         asyncio.create_task(
             _every(
                 settings.agent_requeue_interval_s,

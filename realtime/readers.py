@@ -23,6 +23,14 @@ _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 2.0
 
 
+def _reraise_if_cancelling(exc: Exception) -> None:
+    """redis-py may turn a cancellation of a blocked command into a ConnectionError (it closes the
+    connection): a task being cancelled must stop, not retry."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 class PartitionReader:
     """Reads `stream_key` from its tail (as of start) onward and dispatches every entry to the hub."""
 
@@ -71,6 +79,7 @@ class PartitionReader:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # RedisError/OSError mostly; never let the reader die
+                _reraise_if_cancelling(exc)
                 self.connected.clear()
                 self.reconnects += 1
                 log.warning(
@@ -126,6 +135,7 @@ class DraftListener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _reraise_if_cancelling(exc)
                 self.connected.clear()
                 log.warning(
                     "realtime: drafts listener lost Redis (%s); retrying in %.2fs",

@@ -221,6 +221,9 @@ class Revocations:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # redis-py may report a cancellation as an error
+                    raise asyncio.CancelledError from exc
                 self.connected.clear()
                 log.warning(
                     "realtime: revocation listener lost Redis (%s); retrying in %.2fs", type(exc).__name__, backoff

@@ -31,6 +31,7 @@ from backend.forum.schemas import (
     ThreadOut,
     ThreadPage,
 )
+from backend.idempotency import IDEMPOTENT
 
 REACTIONS = ("like", "upvote", "downvote", "laugh")
 
@@ -72,7 +73,7 @@ class ForumController(Controller):
         """Latest threads across categories (cursor pagination)."""
         return await queries.list_threads(ctx, category_slug=None, cursor=cursor, limit=limit)
 
-    @post("/threads", status_code=HTTP_201_CREATED)
+    @post("/threads", status_code=HTTP_201_CREATED, opt=IDEMPOTENT)
     async def create_thread(self, ctx: Ctx, org: FromPath[str], data: JSONBody[ThreadIn]) -> ThreadCreatedOut:
         """Start a thread; `body` is markdown."""
         thread, first = await service.create_thread(ctx, data)
@@ -90,7 +91,7 @@ class ForumController(Controller):
         """A thread (by id or slug) with its posts, oldest first (cursor pagination)."""
         return await service.get_thread(ctx, ref, cursor=cursor, limit=limit)
 
-    @post("/threads/{ref:str}/posts", status_code=HTTP_201_CREATED)
+    @post("/threads/{ref:str}/posts", status_code=HTTP_201_CREATED, opt=IDEMPOTENT)
     async def reply(self, ctx: Ctx, org: FromPath[str], ref: FromPath[str], data: JSONBody[ReplyIn]) -> PostEnvelope:
         """Reply in a thread."""
         return PostEnvelope(post=await service.create_reply(ctx, ref, data.body, data.reply_to_post_id))
@@ -120,7 +121,7 @@ class ForumController(Controller):
         """Soft-delete a post (author or moderator)."""
         await service.delete_post(ctx, post_id)
 
-    @post("/posts/{post_id:str}/reactions", status_code=HTTP_200_OK)
+    @post("/posts/{post_id:str}/reactions", status_code=HTTP_200_OK, opt=IDEMPOTENT)
     async def add_reaction(
         self, ctx: Ctx, org: FromPath[str], post_id: FromPath[str], data: JSONBody[ReactionIn]
     ) -> ReactionOut:

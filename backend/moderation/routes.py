@@ -7,6 +7,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.context import Ctx
+from backend.idempotency import IDEMPOTENT
 from backend.moderation import members, policy, service
 from backend.moderation.schemas import (
     FlagEnvelope,
@@ -25,7 +26,7 @@ class ModerationController(Controller):
     path = "/api/v1/o/{org:str}"
     tags = ["moderation"]
 
-    @post("/posts/{post_id:str}/flags", status_code=HTTP_201_CREATED)
+    @post("/posts/{post_id:str}/flags", status_code=HTTP_201_CREATED, opt=IDEMPOTENT)
     async def flag_post(
         self, ctx: Ctx, org: FromPath[str], post_id: FromPath[str], data: JSONBody[FlagIn]
     ) -> FlagEnvelope:

@@ -216,6 +216,15 @@ def unavailable(part: str) -> Reject:
     return Reject(503, str(body["detail"]), headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
 
 
+def reads_only(scope: Scope, method: str) -> bool:
+    """A safe method, or a POST route that only computes an answer (`opt={"reads_only": True}`: a preview, a
+    search with a body, a dry run) and so is open to read-only tokens."""
+    if method in SAFE_METHODS:
+        return True
+    handler = scope.get("route_handler")
+    return bool(handler is not None and handler.opt.get("reads_only"))
+
+
 def may_write(principal: Principal) -> bool:
     """Sessions may write (roles decide what); tokens only with a write, moderate or admin scope."""
     return principal.via != "token" or any(s in WRITE_SCOPES for s in principal.token_scopes)
@@ -287,7 +296,7 @@ class RequestContextMiddleware:
 
         async def prepare(c: RequestContext) -> None:
             c.principal = await authenticate(services, headers, method)
-            if c.principal is not None and method not in SAFE_METHODS and not may_write(c.principal):
+            if c.principal is not None and not reads_only(scope, method) and not may_write(c.principal):
                 # Scopes are enforced here, for every unsafe route at once (issue 11 item 9).
                 raise Reject(403, "this token may only read: its scopes do not include write")
             slug = scope.get("path_params", {}).get("org")

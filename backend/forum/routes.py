@@ -138,7 +138,7 @@ class ForumController(Controller):
         count, mine = await service.react(ctx, post_id, reaction, add=False)
         return ReactionOut(post_id=post_id, type=reaction, count=count, mine=mine)
 
-    @post("/preview", status_code=HTTP_200_OK)
+    @post("/preview", status_code=HTTP_200_OK, opt={"reads_only": True})
     async def preview(self, ctx: Ctx, org: FromPath[str], data: JSONBody[PreviewIn]) -> PreviewOut:
         """Exactly the HTML a post with this body would render to."""
         ctx.require_user()

@@ -53,7 +53,7 @@ class ModerationController(Controller):
         Every other open flag of the same post is resolved the same way."""
         return await service.resolve_flag(ctx, flag_id, data)
 
-    @post("/moderation/policy/dry-run", status_code=HTTP_200_OK)
+    @post("/moderation/policy/dry-run", status_code=HTTP_200_OK, opt={"reads_only": True})
     async def policy_dry_run(
         self, ctx: Ctx, org: FromPath[str], data: JSONBody[policy.PolicyDryRunIn]
     ) -> policy.PolicyDryRunOut:

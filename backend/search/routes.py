@@ -29,7 +29,7 @@ class SearchController(Controller):
         highlighted snippets, cursor pagination; `category` filters by category slug."""
         return await service.search_posts(ctx, q, category_slug=category, cursor=cursor, limit=limit)
 
-    @post("/related", status_code=200)
+    @post("/related", status_code=200, opt={"reads_only": True})
     async def related(self, ctx: Ctx, org: FromPath[str], data: JSONBody[RelatedIn]) -> RelatedPage:
         """Compose time: earlier threads the caller may open that may already answer the thread being
         written (`title`, `body`; `k` 1-50, default 5; `category` slug favours that category). Ranked by

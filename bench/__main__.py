@@ -16,8 +16,13 @@ BENCHMARKS = {
     "drafts": "token-to-screen: agent token from the provider to a websocket client vs bare Redis pub/sub",
     "agents": "signal → directive → execution start latency (offline provider) vs bare XADD → SAQ job start",
     "ui": "frontend gzip size and a 200-post thread page's time to first render in Chromium vs a baseline build",
+    "soak": "soak: simulated users reading, posting, reacting and watching over websockets on 2 web + 2 workers:"
+    " errors, p99 per route, delivery p99, lost/duplicated events, memory",
     "faq": "FAQ agent: new question's signal → first streamed answer token at 100k posts vs bare XADD → job start",
 }
+
+# Run only when named (minutes long even when short): `make bench BENCH_ARGS=soak`.
+ON_REQUEST = frozenset({"soak"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, help="fanout: seconds of steady writes (default 5)")
     parser.add_argument("--burst", type=int, help="fanout: writes in the burst phase (default 50)")
     parser.add_argument("--baseline-dist", help="ui: a frontend/dist to measure next to this build (e.g. main's)")
+    parser.add_argument("--users", type=int, help="soak: simulated users (default 1000)")
+    parser.add_argument("--seconds", type=float, help="soak: length in seconds (default 300)")
+    parser.add_argument("--think-s", type=float, help="soak: mean pause between a user's actions (default 8)")
+    parser.add_argument("--threads", type=int, help="soak: threads watched (default users/20)")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [n for n in BENCHMARKS if n not in ON_REQUEST]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(

@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     register_max_per_ip: int = 20
     register_window_s: int = 3600
     sweeper_interval_s: float = 5.0
-    related_index_interval_s: float = 5.0  # worker: thread embeddings and term statistics upkeep (search/jobs.py)
+    related_index_interval_s: float = 5.0  # worker: embeddings/term statistics upkeep (search/jobs.py); 0: off
     # Real time (websockets): per node limits and timings.
     ws_queue_size: int = 256  # messages waiting for one socket before it is closed as too slow (4008)
     ws_replay_buffer: int = 1024  # live messages held for one subscription while it replays

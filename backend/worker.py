@@ -146,10 +146,13 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
         asyncio.create_task(
             _every(settings.agent_digest_sweep_s, stop, "digest sweep", lambda: sweep_digests(runtime, redis, streams))
         ),
-        asyncio.create_task(
-            _every(settings.related_index_interval_s, stop, "related index upkeep", maintain_related_index)
-        ),
     ]
+    if settings.related_index_interval_s > 0:  # 0 turns the upkeep off (e.g. a worker that only routes)
+        tasks.append(
+            asyncio.create_task(
+                _every(settings.related_index_interval_s, stop, "related index upkeep", maintain_related_index)
+            )
+        )
     try:
         await saq_worker.start()  # returns on SIGINT/SIGTERM (SAQ installs the handlers)
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -58,6 +59,7 @@ def own_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="forum_outage_"))
     os.chmod(path, 0o755)
     yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_redis_down_answers_503_and_recovers_without_restart(

@@ -50,7 +50,8 @@ async def _run(config: Path, url: str, headers: dict[str, str], label: str, tmp:
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     out = tmp / f"schemathesis-{label}.log"
-    proc = await asyncio.create_subprocess_exec(*args, stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    # cwd: schemathesis keeps a cache of crashes in ./.schemathesis
+    proc = await asyncio.create_subprocess_exec(*args, stdout=out.open("wb"), stderr=subprocess.STDOUT, cwd=tmp)
     try:
         code = await asyncio.wait_for(proc.wait(), BUDGET_S + 90)
     except TimeoutError:

@@ -21,7 +21,7 @@ from backend.errors import DATABASE_FAILURES, REDIS_FAILURES, service_unavailabl
 from backend.forum.routes import ForumController
 from backend.forum.thread_page import thread_page
 from backend.health import healthz
-from backend.idempotency import IdempotencyMiddleware
+from backend.idempotency import IdempotencyMiddleware, document_idempotency_key
 from backend.identity.routes import AuthController, MeController, SessionController
 from backend.media.routes import image_proxy
 from backend.media.urls import configure_image_signing
@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         middleware=[RequestContextMiddleware, IdempotencyMiddleware],  # the second runs inside the first's transaction
         lifespan=[lifespan, realtime_lifespan],  # realtime starts after the services, stops before
-        on_startup=[document_error_responses],
+        on_startup=[document_error_responses, document_idempotency_key],
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={
             UnicodeDecodeError: undecodable_input,

@@ -18,9 +18,14 @@ inside the request's transaction, after authentication.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import msgspec
+from litestar import Litestar
+from litestar.openapi.spec import Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.context import RequestContext, provide_ctx
@@ -191,3 +196,33 @@ async def purge_expired_keys(limit: int = 10_000) -> int:
         limit,
     )
     return int(result.split()[-1])
+
+
+def document_idempotency_key(app: Litestar) -> None:
+    """Startup hook: the OpenAPI document names the header on every route that accepts it."""
+    paths = app.openapi_schema.paths or {}
+    header = Parameter(
+        name="Idempotency-Key",
+        param_in="header",
+        required=False,
+        description="Retry-safe writes: the same key and body replay the first response (24 h, per user); "
+        "another body is 422, a request with this key still running is 409.",
+        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[ -~]+$"),
+    )
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        item = paths.get(re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path))
+        if item is None:
+            continue
+        for handler in route.route_handlers:
+            if not handler.opt.get("idempotent"):
+                continue
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None)
+                if operation is None:
+                    continue
+                parameters = list(operation.parameters or [])
+                if not any(getattr(p, "name", None) == header.name for p in parameters):
+                    parameters.append(header)
+                operation.parameters = parameters

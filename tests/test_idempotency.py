@@ -187,6 +187,23 @@ async def test_expired_keys_are_free_again_and_purged(make_client, pool):
     assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE user_id = $1::uuid", user["id"]) == 0
 
 
+async def test_the_openapi_document_names_the_header(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    base = "/api/v1/o/{org}"
+    with_header = {
+        (path, method)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if isinstance(op, dict) and any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert with_header == {
+        (f"{base}/threads", "post"),
+        (f"{base}/threads/{{ref}}/posts", "post"),
+        (f"{base}/posts/{{post_id}}/reactions", "post"),
+        (f"{base}/posts/{{post_id}}/flags", "post"),
+    }
+
+
 @pytest.mark.slow
 async def test_retry_after_a_lost_response_makes_no_duplicate_post(app, servers, pool, tmp_path: Path):
     """Through a real server: the client sends a reply and drops the connection before reading the

@@ -9,6 +9,7 @@ export default defineConfig({
     proxy: {
       '/api': { target: backend, changeOrigin: false, ws: true },
       '/healthz': { target: backend, changeOrigin: false },
+      '/media': { target: backend, changeOrigin: false },
     },
   },
   build: {

@@ -94,7 +94,9 @@ async def timed(stats: Stats, route: str, call: Any) -> httpx.Response | None:
 
 
 async def register(base_url: str, name: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base_url, timeout=30, limits=httpx.Limits(max_connections=2))
+    # keep-alive shorter than uvicorn's 5 s, so a pause never reuses a connection the server is closing
+    limits = httpx.Limits(max_connections=2, keepalive_expiry=3.0)
+    client = httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits)
     body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
     r = await client.post("/api/v1/auth/register", json=body)
     if r.status_code != 201:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -41,7 +41,7 @@ class ReplayIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
     helpful: bool
-    reason: str | None = msgspec.field(default=None)
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = msgspec.field(default=None)
     # "this solved it": marks the thread solved by this (agent) answer; the thread's author or a moderator
     solved: bool = False
 
@@ -49,8 +49,10 @@ class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
 class AskIn(msgspec.Struct, forbid_unknown_fields=True):
     """Ask an agent to answer in a thread (the "Ask the agent" button)."""
 
-    agent: str = "faq-agent"
-    post_id: str | None = None  # the post to answer; default: the thread's opening post
+    agent: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "faq-agent"
+    post_id: Annotated[str, msgspec.Meta(max_length=64)] | None = (
+        None  # the post to answer; default: the thread's opening post
+    )
 
 
 class SignalOut(msgspec.Struct):

@@ -70,7 +70,7 @@ class ThreadIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class ReplyIn(msgspec.Struct, forbid_unknown_fields=True):
     body: Body
-    reply_to_post_id: str | None = None
+    reply_to_post_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class EditIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,7 +83,7 @@ class ReactionIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SolveIn(msgspec.Struct, forbid_unknown_fields=True):
-    post_id: str
+    post_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class PreviewIn(msgspec.Struct, forbid_unknown_fields=True):

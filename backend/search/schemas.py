@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -30,10 +31,12 @@ class SearchPage(msgspec.Struct):
 class RelatedIn(msgspec.Struct, forbid_unknown_fields=True):
     """A thread being composed (POST /api/v1/o/{org}/related)."""
 
-    title: str = ""
-    body: str = ""
-    k: int = 5
-    category: str | None = None  # slug of the category being written in: its threads are favoured
+    title: Annotated[str, msgspec.Meta(max_length=300)] = ""
+    body: Annotated[str, msgspec.Meta(max_length=50_000)] = ""
+    k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    category: Annotated[str, msgspec.Meta(max_length=64)] | None = (
+        None  # slug of the category being written in: its threads are favoured
+    )
 
 
 class RelatedPage(msgspec.Struct):

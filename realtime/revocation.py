@@ -13,7 +13,9 @@ hold (no: the socket is closed with the code it gives, 4401 or 4403), then re-ru
 authorizer for each channel it is subscribed to and drops those it lost (an `error` message names
 each). A subscription or a connection whose authorization raced with a revocation is re-checked once it
 is in place (`LiveSockets.revoked_since`), so an authorization read just before the change committed
-cannot keep a channel.
+cannot keep a channel. A re-check that fails (e.g. PostgreSQL unreachable) is retried a few
+times, then the socket is closed with 1013 "try again later": access that cannot be re-checked is not
+kept.
 
 realtime never decides who may see what: the root's authority and authorizer do.
 """
@@ -32,7 +34,7 @@ from redis.exceptions import RedisError
 
 from engine.signals import Signal
 from realtime.hub import Subscriber, decode_signal
-from realtime.protocol import Error, encode
+from realtime.protocol import CLOSE_TRY_AGAIN_LATER, Error, encode
 
 if TYPE_CHECKING:
     from realtime.runtime import Realtime
@@ -43,6 +45,7 @@ log = logging.getLogger("forum.realtime")
 REVOCATION_PUBSUB_CHANNEL = "realtime:revocations"
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 2.0
+_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # a socket whose re-check keeps failing is closed after these
 
 
 class RevocationNotice(msgspec.Struct, frozen=True):
@@ -117,6 +120,7 @@ class Revocations:
         self.connected = asyncio.Event()
         self.rechecked = 0  # sockets re-authorized (for tests and logs)
         self._types = frozenset(t.encode() for t in authority.revocation_types)
+        self._failures: dict[Subscriber, int] = {}  # sockets whose re-check failed, and how many times
 
     # --- notices in -----------------------------------------------------------------------------------
 
@@ -171,9 +175,33 @@ class Revocations:
                 identity.user_id != notice.user_id or notice.tenant not in (None, identity.tenant)
             ):
                 continue
-            await self.reauthorize_socket(sub, identity)
+            try:
+                await self.reauthorize_socket(sub, identity)
+                self._failures.pop(sub, None)
+            except Exception:  # e.g. PostgreSQL unreachable: retry this socket, then fail closed
+                self._retry_later(sub, identity)
             count += 1
         return count
+
+    def _retry_later(self, sub: Subscriber, identity: SocketIdentity) -> None:
+        failures = self._failures.get(sub, 0) + 1
+        if failures > len(_RETRY_DELAYS_S):
+            self._failures.pop(sub, None)
+            log.warning("realtime: could not re-authorize a socket of %s; closing it (1013)", identity.tenant)
+            sub.kill(CLOSE_TRY_AGAIN_LATER, "could not re-check your access; reconnect")
+            return
+        self._failures[sub] = failures
+        log.warning(
+            "realtime: re-authorizing a socket of %s failed; retry %d", identity.tenant, failures, exc_info=True
+        )
+        notice = RevocationNotice(user_id=identity.user_id or "", tenant=identity.tenant, reason="retry")
+        asyncio.get_running_loop().call_later(_RETRY_DELAYS_S[failures - 1], self._retry_if_open, sub, notice)
+
+    def _retry_if_open(self, sub: Subscriber, notice: RevocationNotice) -> None:
+        if sub in self.sockets.identities and not sub.killed.is_set():
+            self.notify(notice)
+        else:
+            self._failures.pop(sub, None)
 
     async def reauthorize_socket(self, sub: Subscriber, identity: SocketIdentity) -> None:
         self.rechecked += 1

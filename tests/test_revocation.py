@@ -9,12 +9,16 @@ or lose the channels its user may no longer see, measured from the change's resp
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import websockets
 from redis.asyncio import Redis
@@ -309,3 +313,50 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(nodes: lis
         "SELECT count(*) FROM memberships WHERE org_id = $1::uuid AND role = 'admin'", org["id"]
     )
     assert admins == 1
+
+
+async def test_a_revocation_that_cannot_be_checked_closes_the_socket_1013(
+    app: object, servers: Any, tmp_path: Path, redis: Redis
+) -> None:
+    """PostgreSQL down when a revocation notice arrives: the socket is not kept on trust; after a few
+    failed re-checks it is closed with 1013 (try again later), as a new socket would be."""
+    from backend.embedded import EmbeddedPostgres
+    from backend.migrations import all_migrations
+    from engine.migrator import migrate_all
+    from realtime.revocation import publish_revocation
+    from tests.conftest import Servers
+
+    own_dir = Path(tempfile.mkdtemp(prefix="forum_revocation_"))
+    os.chmod(own_dir, 0o755)  # the embedded PostgreSQL's system user must reach it
+    pg = EmbeddedPostgres(own_dir / "pg", keep=True)
+    base_url = pg.start()
+    try:
+        conn = await asyncpg.connect(base_url)
+        try:
+            await conn.execute('CREATE DATABASE "revocation"')
+        finally:
+            await conn.close()
+        db_url = base_url.replace("/postgres?", "/revocation?")
+        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+        await migrate_all(pool, all_migrations())
+        await pool.close()
+        own = Servers(
+            database_url=db_url, redis_url=servers.redis_url, admin_database_url=base_url, database_name="revocation"
+        )
+        node = await start_node(own, tmp_path / "web")
+        try:
+            alice = await account(node)
+            org = await make_org(alice, "private")
+            ws = await connect(node, org["slug"], alice)
+            assert (await subscribe(ws, "org"))["op"] == "subscribed"
+            pg.stop()
+            started = time.monotonic()
+            await publish_revocation(redis, alice.id, reason="test")  # what a logout publishes
+            code, _, at = await closed_with(ws, within_s=40)
+            assert code == 1013
+            assert at - started < 30
+        finally:
+            node.stop()
+    finally:
+        pg.stop()
+        shutil.rmtree(own_dir, ignore_errors=True)

@@ -408,3 +408,17 @@ async def test_compose_time_suggestions_never_show_a_private_categorys_thread_to
     assert private["thread"]["id"] not in {t["thread_id"] for t in r.json()["threads"]}
     r = await forum.moderator.post(f"{forum.base}/related", json=draft)
     assert private["thread"]["id"] in {t["thread_id"] for t in r.json()["threads"]}
+
+
+async def test_faq_execution_replays_to_the_same_decision_without_a_second_post(app, make_client, pool):
+    forum, _, _ = await _faq_forum(make_client)
+    await _ask(forum)
+    created = await _router(app).route(await _last_signal(pool, forum.slug, "forum.thread.created"))
+    services = app.state.services
+    outcome = await run_directive(services.agents, services.redis, services.streams, forum.slug, created[0].id)
+    for dry_run in (True, False):
+        r = await forum.admin.post(f"{forum.base}/executions/{outcome.execution_id}/replay", json={"dry_run": dry_run})
+        assert r.status_code == 200, r.text
+        assert r.json()["decision"]["output"] == outcome.decision.output  # same reads, same answer
+    schema = f'"org_{forum.slug}"'
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.post WHERE role = 'agent'") == 1

@@ -10,7 +10,6 @@ something it was not given, is rejected (recorded in the decision, never posted)
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 import msgspec
@@ -149,21 +148,17 @@ class FaqAgent:
         assert payload.reply_to_post_id is not None
         asked = await ctx.query(PostQuery(post_id=payload.reply_to_post_id))
         question = f"{asked.thread_title}\n{asked.body}".replace(f"@{HANDLE}", "").strip()
-        # independent reads run concurrently (each is recorded; a replay matches them by name and params)
-        here, related = await asyncio.gather(
-            ctx.query(ThreadQuery(thread_id=payload.thread_id, asker_user_id=payload.user_id, limit=1)),
-            ctx.query(
-                RelatedThreadsQuery(
-                    text=question, k=8, asker_user_id=payload.user_id, exclude_thread_ids=[payload.thread_id]
-                )
-            ),
-        )
-        threads = await asyncio.gather(
-            *(
-                ctx.query(ThreadQuery(thread_id=candidate.thread_id, asker_user_id=payload.user_id))
-                for candidate in related[: config.max_sources + 2]
+        # reads run one after another: a reader may share one database connection (a replay inside a request)
+        here = await ctx.query(ThreadQuery(thread_id=payload.thread_id, asker_user_id=payload.user_id, limit=1))
+        related = await ctx.query(
+            RelatedThreadsQuery(
+                text=question, k=8, asker_user_id=payload.user_id, exclude_thread_ids=[payload.thread_id]
             )
         )
+        threads = [
+            await ctx.query(ThreadQuery(thread_id=candidate.thread_id, asker_user_id=payload.user_id))
+            for candidate in related[: config.max_sources + 2]
+        ]
         sources: list[Source] = []
         for thread in threads:
             answer = best_answer(thread, question)

@@ -236,7 +236,10 @@ async def test_private_category_threads_are_never_cited_to_outsiders(app, make_c
     forum = await make_forum(make_client)
     r = await forum.admin.put(f"{forum.base}/agents/{FAQ}", json={"enabled": True, "config": {"categories": ["help"]}})
     assert r.status_code == 200
-    await make_category(forum.admin, forum.slug, "Staff", slug="staff", is_private=True, qa_mode=True)
+    staff = await make_category(forum.admin, forum.slug, "Staff", slug="staff", is_private=True, qa_mode=True)
+    assert staff["is_private"]
+    shown = (await forum.member.get(f"{forum.base}/categories")).json()["categories"]
+    assert "staff" not in {c["slug"] for c in shown}
     old = await make_thread(forum.moderator, forum.slug, "staff", OLD_TITLE, OLD_BODY)
     answer = await make_reply(forum.admin, forum.slug, old["thread"]["id"], ANSWER)
     await forum.moderator.post(f"{forum.base}/threads/{old['thread']['id']}/solve", json={"post_id": answer["id"]})

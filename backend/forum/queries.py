@@ -37,6 +37,7 @@ def category_out(row: Any) -> CategoryOut:
         post_count=row["post_count"],
         last_activity_at=row["last_activity_at"],
         latest_thread=latest,
+        is_private=row["is_private"],
     )
 
 

@@ -47,6 +47,7 @@ class CategoryOut(msgspec.Struct):
     post_count: int
     last_activity_at: datetime | None
     latest_thread: LatestThreadOut | None = None
+    is_private: bool = False  # visible to moderators, admins and its members only
 
 
 class CategoryList(msgspec.Struct):

@@ -197,6 +197,34 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
     print(flush=True)
 
 
+def compare_latencies(
+    title: str, measured: dict[str, list[list[float]]], labels: dict[str, str]
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Median over rounds of each side's p50, p99 and mean (ms); print them with ours/baseline ratios.
+
+    `measured` maps a side to its rounds' latencies; `labels` names the sides, ours first, the baseline second."""
+    summary = {
+        side: {
+            "p50_ms": median([percentile(r, 50) for r in rs]),
+            "p99_ms": median([percentile(r, 99) for r in rs]),
+            "mean_ms": median([sum(r) / len(r) for r in rs]),
+        }
+        for side, rs in measured.items()
+    }
+    ours, base = labels
+    keys = ("p50_ms", "p99_ms", "mean_ms")
+    ratios = {k: summary[ours][k] / summary[base][k] for k in keys}
+    print_table(
+        title,
+        ["side", "p50 ms", "p99 ms", "mean ms"],
+        [
+            *([labels[side], *(summary[side][k] for k in keys)] for side in (ours, base)),
+            [f"{ours} / {base}", *(ratios[k] for k in keys)],
+        ],
+    )
+    return summary, ratios
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"

@@ -24,7 +24,7 @@ import httpx
 
 from backend.search.embedding import DIMENSIONS, MODEL_NAME, to_bytes
 from backend.search.service import HEADLINE_OPTIONS, search_sql
-from bench.harness import Servers, forum_web, median, percentile, print_table, progress, running, servers
+from bench.harness import Servers, compare_latencies, forum_web, percentile, progress, running, servers
 from bench.harness import write_json as write_results
 from bench.search import PASSWORD, build_org, sentence, vocabulary
 from engine.tenancy import schema_for
@@ -156,33 +156,10 @@ async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[
                         )
         finally:
             await conn.close()
-    summary = {
-        side: {
-            "p50_ms": median([percentile(r, 50) for r in rs]),
-            "p99_ms": median([percentile(r, 99) for r in rs]),
-            "mean_ms": median([sum(r) / len(r) for r in rs]),
-        }
-        for side, rs in measured.items()
-    }
-    ratios = {k: summary["ours"][k] / summary["raw"][k] for k in ("p50_ms", "p99_ms", "mean_ms")}
-    print_table(
+    summary, ratios = compare_latencies(
         f"related: {posts:,} posts, {DRAFTS} drafts x {repeat} x {rounds} rounds per side, sequential (medians)",
-        ["side", "p50 ms", "p99 ms", "mean ms"],
-        [
-            [
-                "ours (POST /related, HTTP)",
-                summary["ours"]["p50_ms"],
-                summary["ours"]["p99_ms"],
-                summary["ours"]["mean_ms"],
-            ],
-            [
-                "raw search SQL, title (asyncpg)",
-                summary["raw"]["p50_ms"],
-                summary["raw"]["p99_ms"],
-                summary["raw"]["mean_ms"],
-            ],
-            ["ours / raw", ratios["p50_ms"], ratios["p99_ms"], ratios["mean_ms"]],
-        ],
+        measured,
+        {"ours": "ours (POST /related, HTTP)", "raw": "raw search SQL, title (asyncpg)"},
     )
     print(f"  threads returned per draft: ours {http_found}; raw {raw_found}")
     return {

@@ -33,10 +33,9 @@ from backend.search.service import HEADLINE_OPTIONS, search_sql
 from backend.settings import load_settings
 from bench.harness import (
     Servers,
+    compare_latencies,
     forum_web,
-    median,
     percentile,
-    print_table,
     progress,
     running,
     servers,
@@ -348,33 +347,10 @@ async def measure(infra: Servers, posts: int, rounds: int, repeat: int) -> dict[
             )
         finally:
             await conn.close()
-    summary = {
-        side: {
-            "p50_ms": median([percentile(r, 50) for r in rs]),
-            "p99_ms": median([percentile(r, 99) for r in rs]),
-            "mean_ms": median([sum(r) / len(r) for r in rs]),
-        }
-        for side, rs in measured.items()
-    }
-    ratios = {k: summary["ours"][k] / summary["raw"][k] for k in ("p50_ms", "p99_ms", "mean_ms")}
-    print_table(
+    summary, ratios = compare_latencies(
         f"search: {posts:,} posts, {len(QUERIES)} queries x {repeat} x {rounds} rounds per side, sequential (medians)",
-        ["side", "p50 ms", "p99 ms", "mean ms"],
-        [
-            [
-                "ours (HTTP API)",
-                summary["ours"]["p50_ms"],
-                summary["ours"]["p99_ms"],
-                summary["ours"]["mean_ms"],
-            ],
-            [
-                "raw SQL (asyncpg)",
-                summary["raw"]["p50_ms"],
-                summary["raw"]["p99_ms"],
-                summary["raw"]["mean_ms"],
-            ],
-            ["ours / raw", ratios["p50_ms"], ratios["p99_ms"], ratios["mean_ms"]],
-        ],
+        measured,
+        {"ours": "ours (HTTP API)", "raw": "raw SQL (asyncpg)"},
     )
     print(f"  hits per query (first page, limit {PAGE}): {http_hits}; 'problem' matches {counts[0]['n']:,} bodies")
     return {

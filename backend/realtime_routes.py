@@ -58,6 +58,7 @@ def realtime_config(settings: Settings) -> RealtimeConfig:
         stall_timeout_s=settings.ws_ping_interval_s + settings.ws_ping_timeout_s,
         check_interval_s=max(0.5, min(5.0, settings.ws_ping_interval_s)),
         replay_max_entries=settings.ws_replay_max_entries,
+        recheck_interval_s=settings.ws_recheck_interval_s,
     )
 
 

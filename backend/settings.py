@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_interval_s: float = 20.0  # protocol-level pings; a peer silent for interval+timeout is dropped
     ws_ping_timeout_s: float = 20.0
     ws_replay_max_entries: int = 10_000  # stream entries scanned for a resume before answering resync
+    ws_recheck_interval_s: float = 300.0  # every signed-in socket is re-authorized this often (0: only on notices)
     ws_draft_ttl_s: int = 3600
     # Agents and LLM providers
     llm_provider: str = "auto"  # auto: anthropic when an API key is set, else offline; or "offline"/"anthropic"

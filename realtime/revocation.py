@@ -224,6 +224,13 @@ class Revocations:
         if self.sockets.revoked_since(seq, identity.user_id, identity.tenant) and identity.user_id is not None:
             self.notify(RevocationNotice(user_id=identity.user_id, tenant=identity.tenant, reason="raced"))
 
+    async def recheck_every(self, interval_s: float) -> None:
+        """The backstop: re-check every signed-in socket now and then, for what sends no notice (a
+        session reaching its TTL, a notice lost with a node's Redis connection)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.notify(None)
+
     # --- the pub/sub listener (notices that are not tenant signals) -----------------------------------
 
     async def listen(self) -> None:

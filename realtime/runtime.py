@@ -31,6 +31,7 @@ class RealtimeConfig:
     stall_timeout_s: float = 20.0  # a send blocked this long means a dead or hopeless peer
     check_interval_s: float = 5.0
     replay_max_entries: int = 10_000
+    recheck_interval_s: float = 300.0  # every signed-in socket re-authorized this often (0: never), e.g. expiry
     block_ms: int = 2000
     shutdown_timeout_s: float = 5.0
 
@@ -88,6 +89,12 @@ class Realtime:
         if self.revocations is not None:
             self._tasks.append(asyncio.create_task(self.revocations.run(), name="realtime-revocations"))
             self._tasks.append(asyncio.create_task(self.revocations.listen(), name="realtime-revocation-notices"))
+            if self.config.recheck_interval_s > 0:
+                self._tasks.append(
+                    asyncio.create_task(
+                        self.revocations.recheck_every(self.config.recheck_interval_s), name="realtime-recheck"
+                    )
+                )
         # Wait (bounded) until each reader has its starting position, so events committed after
         # startup are never missed; if Redis is down the readers keep trying in the background.
         waits = [r.connected.wait() for r in self.readers] + [self.drafts.connected.wait()]

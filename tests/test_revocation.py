@@ -360,3 +360,23 @@ async def test_a_revocation_that_cannot_be_checked_closes_the_socket_1013(
     finally:
         pg.stop()
         shutil.rmtree(own_dir, ignore_errors=True)
+
+
+async def test_an_expired_session_socket_closes_at_the_periodic_recheck(
+    app: object, servers: Any, tmp_path: Path, redis: Redis
+) -> None:
+    """A session that reaches its TTL sends no notice: the periodic re-check closes its sockets (4401)."""
+    from backend.identity.service import SESSION_COOKIE, session_key
+
+    node = await start_node(servers, tmp_path, ws_recheck_interval_s=0.5)
+    try:
+        alice = await account(node)
+        org = await make_org(alice, "private")
+        ws = await connect(node, org["slug"], alice)
+        assert (await subscribe(ws, "org"))["op"] == "subscribed"
+        await nothing_more(ws, 1.2)  # re-checked a few times already: still open
+        assert await redis.delete(session_key(alice.client.cookies[SESSION_COOKIE])) == 1  # what the TTL does
+        code, _, _ = await closed_with(ws, within_s=5)
+        assert code == 4401
+    finally:
+        node.stop()

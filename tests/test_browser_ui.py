@@ -59,6 +59,9 @@ async def test_new_user_registers_joins_and_posts_with_preview_draft_and_limits(
     newbie = await register_in_ui(web, browser)
     try:
         org, category = await _make_org_and_category(admin)
+        await _thread_via_api(
+            admin, org, category["slug"], "Calibrating a hydrometer for first use", "Float it in distilled water."
+        )
         await _posting_limits(admin, org, enabled=True, new_reply_interval_s=600, new_thread_interval_s=0)
         page = newbie.page
         await page.goto(f"{web.url}/#/o/{org}/c/{category['slug']}")
@@ -73,6 +76,10 @@ async def test_new_user_registers_joins_and_posts_with_preview_draft_and_limits(
         # "New thread" at the top of the category page, with the category preselected.
         await page.get_by_test_id("new-thread-button").click()
         assert await page.get_by_test_id("new-thread-category").input_value() == category["slug"]
+        # Related threads show while typing a title that was asked before.
+        await page.get_by_test_id("new-thread-title").fill("How do I calibrate my hydrometer?")
+        related = page.get_by_test_id("related-threads")
+        await related.locator("a", has_text="Calibrating a hydrometer").wait_for()
         await page.get_by_test_id("new-thread-title").fill("My first question here")
         await page.get_by_test_id("new-thread-body").fill("Hello **everyone**, how do I start?")
         await page.get_by_test_id("new-thread-body-preview").click()
@@ -279,6 +286,32 @@ async def test_admin_approves_a_waiting_directive(web: Web, browser: Any, settin
         await page.get_by_test_id("approvals-empty").wait_for()
         r = await alice.api.get(f"/api/v1/o/{org}/directives?status=approved")
         assert [d["id"] for d in r.json()["items"]] == [directive.id]
+
+        # The activity history: filtered by outcome, and the filter survives a reload.
+        await page.get_by_test_id("admin-tab-activity").click()
+        await page.get_by_test_id("filter-outcome").select_option("approved")
+        row = page.locator(f'[data-testid="directive"][data-directive-id="{directive.id}"][data-status="approved"]')
+        await row.wait_for()
+        await page.reload()
+        await row.wait_for()
+        assert await page.get_by_test_id("filter-outcome").input_value() == "approved"
+        await page.get_by_test_id("filter-outcome").select_option("failed")
+        await page.get_by_test_id("activity-empty").wait_for()
+
+        # Agent settings are a form generated from the package's schema, not a JSON box.
+        await page.get_by_test_id("admin-tab-agents").click()
+        agent = page.locator('[data-testid="agent-item"][data-package="forum_moderation_agent"]')
+        await agent.locator("summary").click()
+        threshold = agent.get_by_test_id("cfg-spam_threshold")
+        assert await threshold.get_attribute("type") == "number" and await threshold.get_attribute("max") == "1"
+        await threshold.fill("0.65")
+        await agent.get_by_test_id("agent-save").click()
+        await agent.get_by_role("status").filter(has_text="Saved").wait_for()
+        assert await agent.locator("textarea.mono").count() == 0
+        agents = (await alice.api.get(f"/api/v1/o/{org}/agents")).json()["agents"]
+        (moderation,) = [a for a in agents if a["package"] == "forum_moderation_agent"]
+        assert moderation["config"]["spam_threshold"] == 0.65
+        await _shot(page, "agent_settings_desktop")
         assert page.errors == []
     finally:
         await redis.aclose()
@@ -430,10 +463,13 @@ async def test_walkthrough_screenshots_as_stranger_member_moderator_admin(
         for who, page in pages.items():
             await page.set_viewport_size(size)
             for path in routes[who]:
+                await page.goto("about:blank")  # a fresh load each time (a hash change alone would not reload)
                 await page.goto(f"{web.url}/#/o/{org}/{path}")
                 await page.locator("main[aria-busy='false']").wait_for()
                 await page.wait_for_load_state("networkidle")
+                await page.locator("#main h2").first.wait_for()
                 await page.get_by_test_id("loading").first.wait_for(state="detached")
+                await page.wait_for_load_state("networkidle")
                 name = path.split("/")[0] if path.startswith(("t/", "u/")) else path.replace("/", "-") or "home"
                 await _shot(page, f"walk_{who}_{name}_{viewport}")
                 # Nothing wider than the screen (phone layouts must not overflow sideways).

@@ -92,7 +92,9 @@ async def unit_of_work(
                     await txn.rollback()
         if not uow.rollback_only and pending.items:
             services = ctx.services
-            uow.published = await publish_committed_signals(db.pool(), services.redis, services.streams, pending.items)
+            uow.published = await publish_committed_signals(
+                db.pool(), services.redis, services.streams, pending.items, pending.views
+            )
         if not uow.rollback_only:
             for job in ctx.after_commit:
                 try:

@@ -34,7 +34,7 @@ from backend.middleware import (
     request_headers,
 )
 from backend.realtime_auth import OrgChannelAuthorizer
-from backend.realtime_channels import channels_for
+from backend.realtime_channels import channels_for, event_data
 from backend.realtime_revocation import OrgSocketAuthority, socket_credential
 from backend.settings import Settings
 from engine import db
@@ -164,6 +164,7 @@ async def realtime_lifespan(app: Litestar) -> AsyncIterator[None]:
         OrgChannelAuthorizer(),
         realtime_config(settings),
         authority=OrgSocketAuthority(services.redis),
+        shape=event_data,
     )
     app.state.realtime = rt
     await rt.start()

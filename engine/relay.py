@@ -5,9 +5,11 @@ Fast path: the boundary calls `publish_committed_signals` right after its commit
 commit and XADD). Both go through one Lua script that XADDs only if the signal's publish marker is
 new, so a signal published by the fast path and then swept (or swept twice) reaches the stream once.
 
-Stream entry fields: `id`, `tenant`, `type`, `data` (the signal as JSON) and `committed`, the Unix
+Stream entry fields: `id`, `tenant`, `type`, `data` (the signal as JSON), `committed`, the Unix
 time the fast path saw its transaction commit (empty from the sweeper): XADD time minus it is the
-relay's lag, and the fan-out benchmark measures commit→receive from it.
+relay's lag, and the fan-out benchmark measures commit→receive from it; and `view` (fast path only,
+may be empty): the producer's rendered view of what the signal changed (`engine.signals.attach_view`),
+so web nodes push it to browsers without a database read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -32,11 +34,12 @@ log = logging.getLogger("forum.relay")
 
 MARKER_TTL_S = 7 * 24 * 3600
 
-# KEYS[1] stream, KEYS[2] publish marker. ARGV: maxlen, marker ttl, id, tenant, type, data, committed.
+# KEYS[1] stream, KEYS[2] publish marker. ARGV: maxlen, marker ttl, id, tenant, type, data, committed, view.
 _PUBLISH_LUA = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-                    'id', ARGV[3], 'tenant', ARGV[4], 'type', ARGV[5], 'data', ARGV[6], 'committed', ARGV[7])
+                    'id', ARGV[3], 'tenant', ARGV[4], 'type', ARGV[5], 'data', ARGV[6], 'committed', ARGV[7],
+                    'view', ARGV[8])
 end
 return false
 """
@@ -65,7 +68,11 @@ _ENCODER = msgspec.json.Encoder()
 
 
 async def _xadd_once(
-    redis: Redis, streams: StreamConfig, signals: Sequence[Signal], committed_at: float | None = None
+    redis: Redis,
+    streams: StreamConfig,
+    signals: Sequence[Signal],
+    committed_at: float | None = None,
+    views: Mapping[str, bytes] | None = None,
 ) -> int:
     """Run the publish script for each signal in one round trip; return how many were new."""
     if not signals:
@@ -85,6 +92,7 @@ async def _xadd_once(
                     signal.type,
                     _ENCODER.encode(signal),
                     committed,
+                    views.get(signal.id, b"") if views else b"",
                 ],
                 client=pipe,
             )
@@ -93,9 +101,14 @@ async def _xadd_once(
 
 
 async def publish_committed_signals(
-    pool: asyncpg.Pool, redis: Redis, streams: StreamConfig, signals: Sequence[Signal]
+    pool: asyncpg.Pool,
+    redis: Redis,
+    streams: StreamConfig,
+    signals: Sequence[Signal],
+    views: Mapping[str, bytes] | None = None,
 ) -> int:
-    """Fast path, called only after the transaction that wrote `signals` committed.
+    """Fast path, called only after the transaction that wrote `signals` committed; `views` (signal id →
+    encoded view, see `attach_view`) go into the stream entries beside them.
 
     A Redis failure is logged and swallowed: the rows stay in the outbox for the sweeper.
     """
@@ -103,7 +116,7 @@ async def publish_committed_signals(
         return 0
     committed_at = time.time()
     try:
-        published = await _xadd_once(redis, streams, signals, committed_at)
+        published = await _xadd_once(redis, streams, signals, committed_at, views)
     except (RedisError, OSError) as exc:
         log.warning("relay: %d signal(s) left for the sweeper (%s)", len(signals), type(exc).__name__)
         return 0

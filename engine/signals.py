@@ -102,6 +102,8 @@ class PendingSignals:
     """Signals appended in the current transaction, to publish after it commits."""
 
     items: list[Signal] = field(default_factory=list)
+    # signal id → the encoded live view of what it changed (see `attach_view`); stream entry only
+    views: dict[str, bytes] = field(default_factory=dict)
 
 
 _context: contextvars.ContextVar[SignalContext | None] = contextvars.ContextVar("signal_context", default=None)
@@ -198,6 +200,19 @@ async def emit(
     if pending is not None:
         pending.items.append(signal)
     return signal
+
+
+_VIEW_ENCODER = msgspec.json.Encoder()
+
+
+def attach_view(signal: Signal, view: msgspec.Struct) -> None:
+    """Publish `view` (a typed msgspec Struct: what the changed object now looks like to any reader)
+    next to `signal` in its stream entry, so live readers need not fetch it. The signal itself and its
+    outbox row stay as they are (immutable, typed); a signal republished by the sweeper has no view.
+    Call it after the last change of the transaction so the view is what commits."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.views[signal.id] = _VIEW_ENCODER.encode(view)
 
 
 def row_to_signal(row: Any, tenant_slug: str) -> Signal:

@@ -33,4 +33,4 @@ async def tenant_work(
                 with signal_context(context):
                     yield pending
     if pending.items:
-        await publish_committed_signals(db.pool(), redis, streams, pending.items)
+        await publish_committed_signals(db.pool(), redis, streams, pending.items, pending.views)

@@ -29,11 +29,21 @@ log = logging.getLogger("forum.realtime")
 StreamId = tuple[int, int]
 ChannelKey = tuple[str, str]  # (tenant slug, channel)
 ChannelsFor = Callable[[Signal], list[str]]
+# The parsed `view` field of a stream entry: its top-level keys, values left encoded (never re-parsed).
+View = dict[str, msgspec.Raw]
+# The `data` of the event sent on one channel, given the signal and its view (None: no view came with it).
+ShapeEvent = Callable[[Signal, str, View | None], Any]
 SendText = Callable[[str], Awaitable[None]]  # the socket's send of one text message
 # A delivery held while a subscription replays: (stream id | None, execution id | None, seq, text)
 Pending = tuple[StreamId | None, str | None, int, str]
 
 _signal_decoder = msgspec.json.Decoder(Signal)
+_view_decoder = msgspec.json.Decoder(View)
+
+
+def payload_only(signal: Signal, channel: str, view: View | None) -> Any:
+    """The default event shape: the signal's payload as it is."""
+    return signal.payload
 
 
 def parse_stream_id(value: str | bytes) -> StreamId:
@@ -44,6 +54,17 @@ def parse_stream_id(value: str | bytes) -> StreamId:
 
 def decode_signal(data: bytes | str) -> Signal:
     return _signal_decoder.decode(data)
+
+
+def decode_view(data: bytes | None) -> View | None:
+    """The `view` field of a stream entry (empty or missing: None; undecodable: None, logged)."""
+    if not data:
+        return None
+    try:
+        return _view_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        log.warning("realtime: undecodable view in a stream entry")
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,14 +281,18 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, channels_for: ChannelsFor, limits: HubLimits | None = None) -> None:
+    def __init__(
+        self, channels_for: ChannelsFor, limits: HubLimits | None = None, shape: ShapeEvent = payload_only
+    ) -> None:
         self.channels_for = channels_for
+        self.shape = shape
         self.limits = limits or HubLimits()
         self.subscribers: set[Subscriber] = set()
         self._by_key: dict[ChannelKey, set[Subscriber]] = {}
         self._tenant_subscriptions: dict[str, int] = {}
         self.closing = False
         self.delivered = 0
+        self.rendered = 0  # event texts built: one per event and channel with subscribers, never per socket
         self.slow_closed = 0
         self._holding: list[Subscriber] | None = None  # subscribers with held messages, in a batch
 
@@ -361,14 +386,23 @@ class Hub:
             return
         if signal.tenant != tenant:
             return
-        self.dispatch_signal(parse_stream_id(stream_id), signal)
+        self.dispatch_signal(parse_stream_id(stream_id), signal, fields.get(b"view"))
 
-    def dispatch_signal(self, sid: StreamId, signal: Signal) -> None:
+    def render(self, signal: Signal, channel: str, view: View | None) -> str:
+        """The text of `signal`'s event on `channel`, built once and sent to every subscriber as is."""
+        self.rendered += 1
+        return encode(Event(channel=channel, id=signal.id, type=signal.type, data=self.shape(signal, channel, view)))
+
+    def dispatch_signal(self, sid: StreamId, signal: Signal, raw_view: bytes | None = None) -> None:
+        view: View | None = None
+        parsed = False
         for channel in self.channels_for(signal):
             subs = self._by_key.get((signal.tenant, channel))
             if not subs:
                 continue
-            text = encode(Event(channel=channel, id=signal.id, type=signal.type, data=signal.payload))
+            if not parsed:  # parse the view once per event, and only when someone here receives it
+                view, parsed = decode_view(raw_view), True
+            text = self.render(signal, channel, view)
             for sub in tuple(subs):
                 sub.deliver(channel, sid, None, 0, text)
             self.delivered += len(subs)

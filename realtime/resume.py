@@ -5,6 +5,7 @@ partition from shortly before the signal's own timestamp (a UUIDv7 carries its c
 entry was added after that, possibly much later by the outbox sweeper). Everything after that entry
 that belongs to this tenant and channel is replayed in stream order. When the signal is not in the
 retained stream (trimmed, unknown, or more than `max_entries` to scan), the answer is None: resync.
+Replayed events carry no view (see `Hub.render`): what it showed may have been hidden since.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from realtime.hub import ChannelsFor, StreamId, decode_signal, parse_stream_id
+from realtime.hub import ChannelsFor, ShapeEvent, StreamId, decode_signal, parse_stream_id, payload_only
 from realtime.protocol import Event, encode
 
 CLOCK_SLACK_MS = 60_000  # tolerated clock difference between web nodes and Redis
@@ -49,6 +50,7 @@ async def replay_since(
     channels_for: ChannelsFor,
     *,
     max_entries: int = 10_000,
+    shape: ShapeEvent = payload_only,
 ) -> Replay | None:
     since_ms = signal_time_ms(since)
     if since_ms is None:
@@ -76,7 +78,10 @@ async def replay_since(
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
             if channel in channels_for(signal):
-                text = encode(Event(channel=channel, id=signal.id, type=signal.type, data=signal.payload))
+                # Without the stream entry's view: it showed the post as it was then (it may be hidden
+                # since); the page fetches what it still needs (coalesced).
+                data = shape(signal, channel, None)
+                text = encode(Event(channel=channel, id=signal.id, type=signal.type, data=data))
                 messages.append((parse_stream_id(raw_id), text))
         if scanned > max_entries:
             return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from engine.relay import StreamConfig
-from realtime.hub import ChannelsFor, Hub, HubLimits
+from realtime.hub import ChannelsFor, Hub, HubLimits, ShapeEvent, payload_only
 from realtime.readers import DraftListener, PartitionReader
 from realtime.revocation import LiveSockets, Revocations, SocketAuthority
 from realtime.session import ChannelAuthorizer, ConnectionLimiter
@@ -45,6 +45,7 @@ class Realtime:
         authorizer: ChannelAuthorizer,
         config: RealtimeConfig | None = None,
         authority: SocketAuthority | None = None,
+        shape: ShapeEvent = payload_only,
     ) -> None:
         self.config = config or RealtimeConfig()
         self.streams = streams
@@ -56,6 +57,7 @@ class Realtime:
                 replay_buffer=self.config.replay_buffer,
                 subscriptions_per_socket=self.config.max_subscriptions,
             ),
+            shape,
         )
         self.limiter = ConnectionLimiter(self.config.max_connections_per_user, self.config.max_connections_per_ip)
         # Readers block in XREAD: their own client, with a read timeout above the block time.

@@ -235,6 +235,7 @@ class _Session:
                         op.since,
                         hub.channels_for,
                         max_entries=self.rt.config.replay_max_entries,
+                        shape=hub.shape,
                     )
                 except (RedisError, OSError):
                     replay = None

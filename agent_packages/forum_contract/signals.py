@@ -274,14 +274,24 @@ class ToxicityDetected(SignalPayload, frozen=True, kw_only=True):
 
 @signal_type("forum.post.hidden")
 class PostHidden(SignalPayload, frozen=True, kw_only=True):
-    """An agent's approved `forum.post.hide` took effect (moderators hiding by hand emit
-    `forum.moderation.action.taken`)."""
+    """The post is hidden: by an agent's approved `forum.post.hide` (`hidden_by_agent`, `directive_id`),
+    or by a moderator resolving a flag (both None; who moderated is in `forum.moderation.action.taken`,
+    which only moderators receive). Goes to the thread's readers, who stop seeing its content."""
 
     post_id: str
     thread_id: str
     category_id: str
-    hidden_by_agent: str
-    directive_id: str
+    hidden_by_agent: str | None = None
+    directive_id: str | None = None
+
+
+@signal_type("forum.post.restored")
+class PostRestored(SignalPayload, frozen=True, kw_only=True):
+    """A moderator restored a hidden post: its readers see its content again."""
+
+    post_id: str
+    thread_id: str
+    category_id: str
 
 
 @signal_type("forum.thread.unanswered")

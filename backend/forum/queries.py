@@ -11,7 +11,15 @@ import msgspec
 
 from backend.context import RequestContext
 from backend.errors import NotFound
-from backend.forum.schemas import AuthorOut, CategoryOut, LatestThreadOut, PostOut, ThreadOut, ThreadPage
+from backend.forum.schemas import (
+    AuthorOut,
+    CategoryActivity,
+    CategoryOut,
+    LatestThreadOut,
+    PostOut,
+    ThreadOut,
+    ThreadPage,
+)
 from backend.forum.visibility import viewer_of, visible_category_ids
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
 from engine import db
@@ -51,6 +59,20 @@ async def list_categories(ctx: RequestContext) -> list[CategoryOut]:
         await visible_category_ids(viewer_of(ctx)),
     )
     return [category_out(r) for r in rows]
+
+
+async def category_activity(category_id: uuid.UUID) -> CategoryActivity:
+    row = await db.fetchrow(
+        "SELECT id, thread_count, post_count, last_activity_at FROM category WHERE id = $1", category_id
+    )
+    if row is None:
+        raise NotFound("category not found")
+    return CategoryActivity(
+        id=str(row["id"]),
+        thread_count=row["thread_count"],
+        post_count=row["post_count"],
+        last_activity_at=row["last_activity_at"],
+    )
 
 
 THREAD_SELECT = (
@@ -186,6 +208,23 @@ async def posts_of_thread(
     rows = await db.fetch(POST_SELECT + f" WHERE {where} ORDER BY p.created_at, p.id LIMIT ${len(args)}", *args)
     moderator = ctx.has_role("moderator")
     return [post_out(r, can_see_hidden=moderator, viewer=viewer) for r in rows]
+
+
+def public_post(post: PostOut) -> PostOut:
+    """`post` as any reader of its thread sees it (the live events' view): no markdown, no viewer's own
+    reactions, and no content at all when it is hidden or deleted."""
+    concealed = post.is_deleted or post.is_hidden
+    return msgspec.structs.replace(post, body=None, my_reactions=[], html="" if concealed else post.html)
+
+
+async def public_post_by_id(post_id: uuid.UUID, *, for_moderators: bool = False) -> PostOut:
+    """The post as any reader sees it (see `public_post`), or as any moderator does (hidden content
+    included): for live events on the thread channel, or on the moderators' channel."""
+    row = await db.fetchrow(POST_SELECT + " WHERE p.id = $1", post_id, None)
+    if row is None:
+        raise NotFound("post not found")
+    post = post_out(row, can_see_hidden=for_moderators, viewer=None)
+    return post if for_moderators else public_post(post)
 
 
 async def post_row(post_ref: str, *, lock: bool = False) -> Any:

@@ -160,3 +160,24 @@ class ReactionOut(msgspec.Struct):
     type: str
     count: int
     mine: bool
+
+
+class CategoryActivity(msgspec.Struct):
+    """A category's counters after a change (for the org and category pages' live lists)."""
+
+    id: str
+    thread_count: int
+    post_count: int
+    last_activity_at: datetime | None
+
+
+class LiveView(msgspec.Struct, omit_defaults=True):
+    """What a forum signal changed, as any reader of the thread sees it now: published in the signal's
+    stream entry (`engine.signals.attach_view`), merged into the websocket event's `data` by
+    `backend.realtime_channels.event_data`. Viewer-neutral: a hidden or deleted post's content is never
+    in it (`html` empty, `body` None), `my_reactions` is empty (the page keeps its own)."""
+
+    post: PostOut | None = None
+    thread: ThreadOut | None = None
+    category: CategoryActivity | None = None
+    reactions: dict[str, int] | None = None

@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from backend.abuse.service import check_can_post, record_post
 from backend.content import extract_mentions, render_markdown
 from backend.context import RequestContext
@@ -19,8 +21,10 @@ from backend.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from backend.forum import queries
 from backend.forum import signals as sig
 from backend.forum.schemas import (
+    CategoryActivity,
     CategoryIn,
     CategoryOut,
+    LiveView,
     PostOut,
     ThreadDetail,
     ThreadIn,
@@ -33,7 +37,7 @@ from backend.notifications.service import notify_for_post
 from backend.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, page_limit, parse_uuid
 from engine import db
 from engine.ids import uuid7
-from engine.signals import emit
+from engine.signals import Signal, attach_view, emit
 
 AGENT_HANDLES = frozenset({"faq-agent", "welcome-agent", "summary-agent", "moderation-agent", "routing-agent"})
 
@@ -140,18 +144,37 @@ async def _insert_post(
     return post_id, html
 
 
-async def _count_reply(thread_id: uuid.UUID, category_id: uuid.UUID, now: datetime) -> None:
+async def _count_reply(thread: Any, now: datetime) -> tuple[ThreadOut, CategoryActivity]:
     """One more reply in the thread and its category, in one statement (atomic increments: concurrent
-    replies never lose a count)."""
-    await db.execute(
+    replies never lose a count); returns both as they are now. Call it last in the transaction: the
+    two rows stay locked until commit, and every reply of the category waits for that lock."""
+    row = await db.fetchrow(
         "WITH t AS (UPDATE thread SET reply_count = reply_count + 1,"
-        " last_activity_at = greatest(last_activity_at, $3), updated_at = $3 WHERE id = $1)"
+        " last_activity_at = greatest(last_activity_at, $3), updated_at = $3 WHERE id = $1"
+        " RETURNING reply_count, last_activity_at)"
         " UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $3)"
-        " WHERE id = $2",
-        thread_id,
-        category_id,
+        " WHERE id = $2 RETURNING id, thread_count, post_count, last_activity_at,"
+        " (SELECT reply_count FROM t) AS reply_count, (SELECT last_activity_at FROM t) AS thread_activity",
+        thread["id"],
+        thread["category_id"],
         now,
     )
+    thread_now = msgspec.structs.replace(
+        queries.thread_out(thread), reply_count=row["reply_count"], last_activity_at=row["thread_activity"]
+    )
+    category = CategoryActivity(
+        id=str(row["id"]),
+        thread_count=row["thread_count"],
+        post_count=row["post_count"],
+        last_activity_at=row["last_activity_at"],
+    )
+    return thread_now, category
+
+
+def _publish_view(signal: Signal | None, view: LiveView) -> None:
+    """Send `view` with `signal` to live readers (see `LiveView`); call after the last change."""
+    if signal is not None:
+        attach_view(signal, view)
 
 
 async def _emit_post_created(
@@ -164,9 +187,9 @@ async def _emit_post_created(
     first: bool,
     body: str,
     notify_reply_to: uuid.UUID | None = None,
-) -> None:
+) -> Signal | None:
     user_ids, agents = await _store_mentions(post_id, body)
-    await emit(
+    created = await emit(
         sig.PostCreated(
             post_id=str(post_id),
             thread_id=str(thread_id),
@@ -193,6 +216,7 @@ async def _emit_post_created(
         mentioned_user_ids=user_ids,
         reply_to_post_id=str(notify_reply_to or reply_to) if (notify_reply_to or reply_to) else None,
     )
+    return created
 
 
 async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut, PostOut]:
@@ -230,7 +254,7 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
         category["id"],
         now,
     )
-    await emit(
+    thread_created = await emit(
         sig.ThreadCreated(
             thread_id=str(thread_id),
             category_id=str(category["id"]),
@@ -240,7 +264,7 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
             slug=slug,
         )
     )
-    await _emit_post_created(
+    post_created = await _emit_post_created(
         post_id=post_id,
         thread_id=thread_id,
         category_id=category["id"],
@@ -252,6 +276,9 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
     await record_post(ctx, data.body, posting)
     thread = queries.thread_out(await queries.thread_row(str(thread_id)))
     post = (await queries.posts_of_thread(ctx, thread_id, post_ids=[post_id]))[0]
+    counters = await queries.category_activity(category["id"])
+    _publish_view(thread_created, LiveView(thread=thread, category=counters))
+    _publish_view(post_created, LiveView(post=queries.public_post(post), thread=thread, category=counters))
     return thread, post
 
 
@@ -274,8 +301,7 @@ async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to
     post_id, _ = await _insert_post(
         thread_id=thread["id"], author_user_id=uuid.UUID(user_id), body=body, reply_to=reply_to, now=now
     )
-    await _count_reply(thread["id"], thread["category_id"], now)
-    await _emit_post_created(
+    created = await _emit_post_created(
         post_id=post_id,
         thread_id=thread["id"],
         category_id=thread["category_id"],
@@ -288,7 +314,10 @@ async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to
         or await db.fetchval("SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", thread["id"]),
     )
     await record_post(ctx, body, posting)
-    return (await queries.posts_of_thread(ctx, thread["id"], post_ids=[post_id]))[0]
+    thread_now, category = await _count_reply(thread, now)
+    post = (await queries.posts_of_thread(ctx, thread["id"], post_ids=[post_id]))[0]
+    _publish_view(created, LiveView(post=queries.public_post(post), thread=thread_now, category=category))
+    return post
 
 
 async def get_thread(ctx: RequestContext, thread_ref: str, *, cursor: str | None, limit: int | None) -> ThreadDetail:
@@ -366,7 +395,7 @@ async def edit_post(ctx: RequestContext, post_ref: str, body: str, edit_reason: 
         edit_reason,
         now,
     )
-    await emit(
+    edited = await emit(
         sig.PostEdited(
             post_id=str(row["id"]),
             thread_id=str(row["thread_id"]),
@@ -376,7 +405,9 @@ async def edit_post(ctx: RequestContext, post_ref: str, body: str, edit_reason: 
             edit_reason=edit_reason,
         )
     )
-    return await queries.get_post(ctx, post_ref)
+    post = await queries.get_post(ctx, post_ref)
+    _publish_view(edited, LiveView(post=queries.public_post(post)))
+    return post
 
 
 async def post_history(ctx: RequestContext, post_ref: str) -> list[dict[str, Any]]:
@@ -402,7 +433,7 @@ async def delete_post(ctx: RequestContext, post_ref: str) -> None:
     )
     if first_post != row["id"]:
         await db.execute("UPDATE thread SET reply_count = greatest(reply_count - 1, 0) WHERE id = $1", row["thread_id"])
-    await emit(
+    deleted = await emit(
         sig.PostDeleted(
             post_id=str(row["id"]),
             thread_id=str(row["thread_id"]),
@@ -410,6 +441,8 @@ async def delete_post(ctx: RequestContext, post_ref: str) -> None:
             deleted_by=user_id,
         )
     )
+    thread = queries.thread_out(await queries.thread_row(str(row["thread_id"])))
+    _publish_view(deleted, LiveView(post=await queries.public_post_by_id(row["id"]), thread=thread))
 
 
 # --- reactions ----------------------------------------------------------------------------------------
@@ -437,8 +470,9 @@ async def react(ctx: RequestContext, post_ref: str, reaction: str, *, add: bool)
             uuid.UUID(user_id),
             reaction,
         )
+    reacted = None
     if changed:
-        await emit(
+        reacted = await emit(
             sig.PostReacted(
                 post_id=str(row["id"]),
                 thread_id=str(row["thread_id"]),
@@ -448,8 +482,10 @@ async def react(ctx: RequestContext, post_ref: str, reaction: str, *, add: bool)
                 added=add,
             )
         )
-    count = await db.fetchval("SELECT count(*) FROM reaction WHERE post_id = $1 AND type = $2", row["id"], reaction)
-    return int(count), add
+    rows = await db.fetch("SELECT type, count(*) AS n FROM reaction WHERE post_id = $1 GROUP BY type", row["id"])
+    counts = {r["type"]: int(r["n"]) for r in rows}
+    _publish_view(reacted, LiveView(reactions=counts))
+    return counts.get(reaction, 0), add
 
 
 # --- Q&A ----------------------------------------------------------------------------------------------
@@ -481,7 +517,7 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
             thread["id"],
             post["id"],
         )
-        await emit(
+        solved = await emit(
             sig.ThreadSolved(
                 thread_id=str(thread["id"]),
                 category_id=str(thread["category_id"]),
@@ -489,6 +525,9 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
                 solved_by=user_id,
             )
         )
+        solved_thread = queries.thread_out(await queries.thread_row(str(thread["id"])))
+        _publish_view(solved, LiveView(thread=solved_thread))
+        return solved_thread
     return queries.thread_out(await queries.thread_row(str(thread["id"])))
 
 
@@ -550,8 +589,7 @@ async def create_agent_post(
         solution_eligible,
         reply_to,
     )
-    await _count_reply(thread["id"], thread["category_id"], now)
-    await emit(
+    created = await emit(
         sig.PostCreated(
             post_id=str(post_id),
             thread_id=str(thread["id"]),
@@ -571,5 +609,9 @@ async def create_agent_post(
         author_user_id=None,
         author_agent_id=agent_handle,
         reply_to_post_id=str(reply_to) if reply_to else None,
+    )
+    thread_now, category = await _count_reply(thread, now)
+    _publish_view(
+        created, LiveView(post=await queries.public_post_by_id(post_id), thread=thread_now, category=category)
     )
     return str(post_id), str(thread["category_id"]), True

@@ -16,12 +16,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.forum import queries as forum_queries
 from backend.forum import signals as sig
+from backend.forum.schemas import LiveView
 from engine import db
 from engine.agents.api import Decision, DirectiveView
 from engine.agents.directives import DirectiveRow
 from engine.agents.registry import AgentRuntime
-from engine.signals import emit
+from engine.signals import attach_view, emit
 
 HIDE_POLICY = "policy:hide_pending_review"
 
@@ -89,7 +91,7 @@ def make_post_hide_handler(runtime: AgentRuntime) -> Any:
         now = datetime.now(UTC)
         await db.execute("UPDATE post SET is_hidden = true, updated_at = $2 WHERE id = $1", post["id"], now)
         package = runtime.packages[directive.package or ""]
-        await emit(
+        hidden = await emit(
             sig.PostHidden(
                 post_id=str(post["id"]),
                 thread_id=str(post["thread_id"]),
@@ -98,6 +100,8 @@ def make_post_hide_handler(runtime: AgentRuntime) -> Any:
                 directive_id=directive.id,
             )
         )
+        if hidden is not None:  # the thread's readers drop its content (the view has none)
+            attach_view(hidden, LiveView(post=await forum_queries.public_post_by_id(post["id"])))
         return {"hidden": True, "changed": True}
 
     return post_hide

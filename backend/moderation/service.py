@@ -21,7 +21,9 @@ import msgspec
 
 from backend.context import RequestContext
 from backend.errors import Conflict, Invalid, NotFound, Unprocessable
+from backend.forum import queries as forum_queries
 from backend.forum import signals as sig
+from backend.forum.schemas import LiveView
 from backend.moderation.members import member_histories
 from backend.moderation.schemas import (
     FlagIn,
@@ -38,7 +40,7 @@ from backend.moderation.schemas import (
 from backend.pagination import cursor_time
 from engine import db
 from engine.ids import uuid7
-from engine.signals import SignalContext, emit
+from engine.signals import Signal, SignalContext, attach_view, emit
 
 MAX_PAGE = 100
 EXCERPT_CHARS = 280
@@ -73,6 +75,22 @@ async def _decide_pending_hides(ctx: RequestContext, post_id: uuid.UUID, *, appr
                 await enqueue(tenant, directive_id)
 
         ctx.after_commit.append(enqueue_after_commit)
+
+
+async def _emit_visibility(post_id: uuid.UUID, thread_id: uuid.UUID, category_id: uuid.UUID, *, hidden: bool) -> None:
+    """`forum.post.hidden` / `forum.post.restored` for the thread's readers, with the post as they now
+    see it (no content while hidden; moderators read it from the queue)."""
+    payload_type = sig.PostHidden if hidden else sig.PostRestored
+    signal = await emit(payload_type(post_id=str(post_id), thread_id=str(thread_id), category_id=str(category_id)))
+    if signal is not None:
+        attach_view(signal, LiveView(post=await forum_queries.public_post_by_id(post_id)))
+
+
+async def _moderators_view(signal: Signal | None, post_id: uuid.UUID) -> None:
+    """The post, content included even when hidden, with a signal that goes to the `moderation` channel
+    only (moderators): the queue page draws the new state from it."""
+    if signal is not None:
+        attach_view(signal, LiveView(post=await forum_queries.public_post_by_id(post_id, for_moderators=True)))
 
 
 # --- flags --------------------------------------------------------------------------------------------
@@ -170,7 +188,7 @@ async def insert_flag(
         context=context,
         causation_id=causation_id,
     )
-    await emit(
+    flagged = await emit(
         sig.FlagCreated(
             flag_id=str(flag_id),
             post_id=str(post_id),
@@ -183,6 +201,7 @@ async def insert_flag(
         context=context,
         causation_id=causation_id,
     )
+    await _moderators_view(flagged, post_id)
     return flag_id
 
 
@@ -354,7 +373,8 @@ async def resolve_flag(ctx: RequestContext, flag_ref: str, data: ResolveIn) -> R
             await db.execute(
                 "UPDATE post SET is_hidden = $2, updated_at = $3 WHERE id = $1", post["id"], is_hidden, now
             )
-    await emit(
+            await _emit_visibility(post["id"], post["thread_id"], post["category_id"], hidden=is_hidden)
+    taken = await emit(
         sig.ModerationActionTaken(
             flag_id=str(flag_id),
             post_id=str(post["id"]),
@@ -364,14 +384,18 @@ async def resolve_flag(ctx: RequestContext, flag_ref: str, data: ResolveIn) -> R
             moderator_id=moderator_id,
         )
     )
+    await _moderators_view(taken, post["id"])
     if action == "close_thread" and thread_status == "open":
         thread_status = "closed"
         await db.execute("UPDATE thread SET status = 'closed', updated_at = $2 WHERE id = $1", post["thread_id"], now)
-        await emit(
+        closed = await emit(
             sig.ThreadClosed(
                 thread_id=str(post["thread_id"]), category_id=str(post["category_id"]), closed_by=moderator_id
             )
         )
+        if closed is not None:
+            thread = forum_queries.thread_out(await forum_queries.thread_row(str(post["thread_id"])))
+            attach_view(closed, LiveView(thread=thread))
     await _decide_pending_hides(ctx, post["id"], approve=action == "hide", moderator_id=moderator_id)
     others = [str(r["id"]) for r in resolved if r["id"] != flag_id]
     return ResolveOut(

@@ -170,3 +170,71 @@ export class DraftText {
     }
   }
 }
+
+/**
+ * `fn` at most once per `intervalMs` however often the returned trigger is called, each run delayed by
+ * a random jitter (so N pages that saw the same event do not fetch in the same millisecond). Events
+ * carry what pages draw; this is for the few fetches an event can still cause. `trigger.cancel()`
+ * drops a pending run (call it when the page goes away).
+ */
+export function coalesced(fn, { intervalMs = 1000, jitterMs = 400 } = {}) {
+  let timer = null;
+  let last = -Infinity;
+  const trigger = () => {
+    if (timer) return;
+    const wait = Math.max(0, last + intervalMs - Date.now()) + Math.random() * jitterMs;
+    timer = setTimeout(async () => {
+      last = Date.now();
+      try {
+        await fn();
+      } finally {
+        timer = null;
+      }
+    }, wait);
+  };
+  trigger.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  return trigger;
+}
+
+/** A post from an event merged over what the page has: the event's view is viewer-neutral, so the
+ * viewer's own reactions and markdown (author or moderator) are kept from the page's copy. */
+export function mergePost(mine, fromEvent) {
+  if (!mine) return fromEvent;
+  const concealed = fromEvent.is_hidden || fromEvent.is_deleted;
+  return {
+    ...fromEvent,
+    my_reactions: mine.my_reactions ?? [],
+    body: fromEvent.is_deleted ? null : mine.body,
+    // a moderator's copy of a hidden post keeps its content (moderators may read it)
+    html: concealed && mine.is_hidden && mine.html && !fromEvent.is_deleted ? mine.html : fromEvent.html,
+  };
+}
+
+/** A thread list (newest activity first) after an `org`/`category:` event that carries `data.thread`;
+ * null when the event carries none (the caller may then refresh, coalesced). */
+export function threadListAfter(threads, msg, { insertNew = true } = {}) {
+  const next = msg.data?.thread;
+  if (!next) return null;
+  const rest = threads.filter((t) => t.id !== next.id);
+  if (!insertNew && rest.length === threads.length) return threads;
+  const merged = { ...(threads.find((t) => t.id === next.id) ?? {}), ...next };
+  return [merged, ...rest].sort((a, b) => (a.is_pinned === b.is_pinned ? 0 : a.is_pinned ? -1 : 1) || (b.last_activity_at > a.last_activity_at ? 1 : b.last_activity_at < a.last_activity_at ? -1 : 0));
+}
+
+/** Categories after an event that carries `data.category` (counters) and `data.thread` (latest). */
+export function categoriesAfter(categories, msg) {
+  const counters = msg.data?.category;
+  if (!counters) return null;
+  const thread = msg.data?.thread;
+  return categories.map((c) => {
+    if (c.id !== counters.id) return c;
+    const latest =
+      thread && !thread.is_deleted
+        ? { id: thread.id, title: thread.title, slug: thread.slug, last_activity_at: thread.last_activity_at }
+        : c.latest_thread;
+    return { ...c, ...counters, latest_thread: latest };
+  });
+}

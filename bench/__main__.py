@@ -19,6 +19,8 @@ BENCHMARKS = {
     "soak": "soak: simulated users reading, posting, reacting and watching over websockets on 2 web + 2 workers:"
     " errors, p99 per route, delivery p99, lost/duplicated events, memory",
     "faq": "FAQ agent: new question's signal → first streamed answer token at 100k posts vs bare XADD → job start",
+    "live": "a busy thread watched by N pages: POST sent → reply drawable (as the thread page behaves) vs a"
+    " bare pub/sub websocket broadcast",
 }
 
 # Run only when named (minutes long even when short): `make bench BENCH_ARGS=soak`.
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-busy-deliveries", type=float, help="fanout: cap on a busy thread's deliveries/s (default 20,000)"
     )
     parser.add_argument("--rate", type=float, help="fanout: writes per second (default 20)")
-    parser.add_argument("--duration", type=float, help="fanout: seconds of steady writes (default 5)")
+    parser.add_argument(
+        "--duration", type=float, help="fanout: seconds of steady writes (default 5); live: per case (10)"
+    )
     parser.add_argument("--burst", type=int, help="fanout: writes in the burst phase (default 50)")
     parser.add_argument("--baseline-dist", help="ui: a frontend/dist to measure next to this build (e.g. main's)")
     parser.add_argument("--users", type=int, help="soak: simulated users (default 1000)")

@@ -8,15 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401 (the fixtures `web` and `browser` are used by name)
-    Web,
-    _live,
-    _make_org_and_category,
-    _thread_via_api,
-    browser,
-    register_in_ui,
-    web,
-)
+from tests import test_browser
+from tests.test_browser import Web, _live, _make_org_and_category, _thread_via_api, register_in_ui
+
+# the real server and Chromium of the browser tests (module-scoped fixtures, shared by name)
+web = test_browser.web
+browser = test_browser.browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,7 +54,7 @@ async def test_a_live_reply_burst_costs_the_watching_page_no_request(web: Web, b
         target = post_ids[3]
         r = await alice.api.patch(f"/api/v1/o/{org}/posts/{target}", json={"body": "Edited *live* text"})
         assert r.status_code == 200, r.text
-        edited = page.locator(f'[data-testid="post"]:has(em:text("live"))')
+        edited = page.locator('[data-testid="post"]:has(em:text("live"))')
         await edited.wait_for()
         r = await alice.api.post(f"/api/v1/o/{org}/posts/{target}/reactions", json={"type": "like"})
         assert r.status_code == 200, r.text

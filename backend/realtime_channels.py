@@ -25,7 +25,7 @@ from typing import Any
 
 from agent_packages.forum_contract.signals import channel_keys
 from engine.signals import Signal
-from realtime.hub import View
+from realtime.hub import SKIP, View
 
 _MODERATION_PREFIXES = ("forum.moderation.", "forum.spam.", "forum.toxicity.")
 _MODERATION_TYPES = frozenset({"forum.post.flagged"})
@@ -63,8 +63,21 @@ def channels_for(signal: Signal) -> list[str]:
     return channels
 
 
+_PRIVATE = b"true"
+_NAMING_KEYS = ("title", "slug")  # what a payload may say about a thread beyond ids
+
+
 def event_data(signal: Signal, channel: str, view: View | None) -> Any:
-    """The event's `data` on `channel`: the payload plus the parts of the view that channel draws."""
+    """The event's `data` on `channel`: the payload plus the parts of the view that channel draws, or
+    SKIP (not on this channel). The `org` channel's subscribers are not checked against private
+    categories: their events skip it; without a view (a sweeper republish, a replay) nothing says whether
+    the category is private, so `org` gets ids only."""
+    if channel == "org":
+        if not view:
+            return {k: v for k, v in signal.payload.items() if k not in _NAMING_KEYS}
+        private = view.get("private")
+        if private is not None and bytes(private) == _PRIVATE:
+            return SKIP
     if not view:
         return signal.payload
     if channel.startswith("thread:"):

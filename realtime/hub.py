@@ -31,8 +31,10 @@ ChannelKey = tuple[str, str]  # (tenant slug, channel)
 ChannelsFor = Callable[[Signal], list[str]]
 # The parsed `view` field of a stream entry: its top-level keys, values left encoded (never re-parsed).
 View = dict[str, msgspec.Raw]
-# The `data` of the event sent on one channel, given the signal and its view (None: no view came with it).
+# The `data` of the event sent on one channel, given the signal and its view (None: no view came with it),
+# or SKIP: this event is not for that channel's subscribers.
 ShapeEvent = Callable[[Signal, str, View | None], Any]
+SKIP: Any = object()
 SendText = Callable[[str], Awaitable[None]]  # the socket's send of one text message
 # A delivery held while a subscription replays: (stream id | None, execution id | None, seq, text)
 Pending = tuple[StreamId | None, str | None, int, str]
@@ -388,10 +390,14 @@ class Hub:
             return
         self.dispatch_signal(parse_stream_id(stream_id), signal, fields.get(b"view"))
 
-    def render(self, signal: Signal, channel: str, view: View | None) -> str:
-        """The text of `signal`'s event on `channel`, built once and sent to every subscriber as is."""
+    def render(self, signal: Signal, channel: str, view: View | None) -> str | None:
+        """The text of `signal`'s event on `channel`, built once and sent to every subscriber as is (None:
+        not for this channel, see SKIP)."""
+        data = self.shape(signal, channel, view)
+        if data is SKIP:
+            return None
         self.rendered += 1
-        return encode(Event(channel=channel, id=signal.id, type=signal.type, data=self.shape(signal, channel, view)))
+        return encode(Event(channel=channel, id=signal.id, type=signal.type, data=data))
 
     def dispatch_signal(self, sid: StreamId, signal: Signal, raw_view: bytes | None = None) -> None:
         view: View | None = None
@@ -403,6 +409,8 @@ class Hub:
             if not parsed:  # parse the view once per event, and only when someone here receives it
                 view, parsed = decode_view(raw_view), True
             text = self.render(signal, channel, view)
+            if text is None:
+                continue
             for sub in tuple(subs):
                 sub.deliver(channel, sid, None, 0, text)
             self.delivered += len(subs)

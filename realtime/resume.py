@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from realtime.hub import ChannelsFor, ShapeEvent, StreamId, decode_signal, parse_stream_id, payload_only
+from realtime.hub import SKIP, ChannelsFor, ShapeEvent, StreamId, decode_signal, parse_stream_id, payload_only
 from realtime.protocol import Event, encode
 
 CLOCK_SLACK_MS = 60_000  # tolerated clock difference between web nodes and Redis
@@ -81,6 +81,8 @@ async def replay_since(
                 # Without the stream entry's view: it showed the post as it was then (it may be hidden
                 # since); the page fetches what it still needs (coalesced).
                 data = shape(signal, channel, None)
+                if data is SKIP:
+                    continue
                 text = encode(Event(channel=channel, id=signal.id, type=signal.type, data=data))
                 messages.append((parse_stream_id(raw_id), text))
         if scanned > max_entries:

@@ -223,3 +223,31 @@ async def test_an_idle_socket_gets_no_event_of_other_threads(node: Node, world: 
         await reply(w.alice, w.org, mine["id"], "here")
         first = await recv(ws)
         assert first["op"] == "event" and first["type"] == "forum.post.created", first
+
+
+async def test_a_private_categorys_events_reach_only_those_who_may_see_it(node: Node, world: World) -> None:
+    w = world
+    r = await w.alice.client.post(
+        f"/api/v1/o/{w.org}/categories", json={"name": "Staff room " + w.org[-4:], "is_private": True}
+    )
+    assert r.status_code == 201, r.text
+    private = r.json()["category"]
+    thread = (await make_thread(w.alice, w.org, private["slug"]))["thread"]
+    async with (
+        await connect(node, w.org, w.bob) as member_ws,
+        await connect(node, w.org, w.carol) as moderator_ws,
+    ):
+        # a member outside the private category may not subscribe to its thread or category
+        refused = await subscribe(member_ws, f"thread:{thread['id']}")
+        assert refused["op"] == "error" and refused["code"] == "not_found", refused
+        refused = await subscribe(member_ws, f"category:{private['id']}")
+        assert refused["op"] == "error" and refused["code"] == "not_found", refused
+        await subscribe(member_ws, "org")
+        await subscribe(moderator_ws, f"thread:{thread['id']}")
+        await reply(w.alice, w.org, thread["id"], "staff only: the-private-words")
+        seen = await _event_of(moderator_ws, "forum.post.created")
+        assert "the-private-words" in seen["data"]["post"]["html"]
+        # the org-wide channel never carried it (a public reply afterwards is the first thing it gets)
+        public = (await make_thread(w.alice, w.org, w.category["slug"]))["thread"]
+        first = await recv(member_ws)
+        assert first["op"] == "event" and first["data"]["thread_id"] == public["id"], first

@@ -61,6 +61,10 @@ async def list_categories(ctx: RequestContext) -> list[CategoryOut]:
     return [category_out(r) for r in rows]
 
 
+async def category_is_private(category_id: uuid.UUID) -> bool:
+    return bool(await db.fetchval("SELECT is_private FROM category WHERE id = $1", category_id))
+
+
 async def category_activity(category_id: uuid.UUID) -> CategoryActivity:
     row = await db.fetchrow(
         "SELECT id, thread_count, post_count, last_activity_at FROM category WHERE id = $1", category_id

@@ -181,3 +181,6 @@ class LiveView(msgspec.Struct, omit_defaults=True):
     thread: ThreadOut | None = None
     category: CategoryActivity | None = None
     reactions: dict[str, int] | None = None
+    # the post or thread is in a private category: its events never go on the org-wide channel (only on
+    # the category and thread channels, whose subscribers were checked against the category)
+    private: bool = False

@@ -144,16 +144,17 @@ async def _insert_post(
     return post_id, html
 
 
-async def _count_reply(thread: Any, now: datetime) -> tuple[ThreadOut, CategoryActivity]:
+async def _count_reply(thread: Any, now: datetime) -> tuple[ThreadOut, CategoryActivity, bool]:
     """One more reply in the thread and its category, in one statement (atomic increments: concurrent
     replies never lose a count); returns both as they are now. Call it last in the transaction: the
-    two rows stay locked until commit, and every reply of the category waits for that lock."""
+    two rows stay locked until commit, and every reply of the category waits for that lock. The last
+    value says whether the category is private."""
     row = await db.fetchrow(
         "WITH t AS (UPDATE thread SET reply_count = reply_count + 1,"
         " last_activity_at = greatest(last_activity_at, $3), updated_at = $3 WHERE id = $1"
         " RETURNING reply_count, last_activity_at)"
         " UPDATE category SET post_count = post_count + 1, last_activity_at = greatest(last_activity_at, $3)"
-        " WHERE id = $2 RETURNING id, thread_count, post_count, last_activity_at,"
+        " WHERE id = $2 RETURNING id, thread_count, post_count, last_activity_at, is_private,"
         " (SELECT reply_count FROM t) AS reply_count, (SELECT last_activity_at FROM t) AS thread_activity",
         thread["id"],
         thread["category_id"],
@@ -168,7 +169,7 @@ async def _count_reply(thread: Any, now: datetime) -> tuple[ThreadOut, CategoryA
         post_count=row["post_count"],
         last_activity_at=row["last_activity_at"],
     )
-    return thread_now, category
+    return thread_now, category, row["is_private"]
 
 
 def _publish_view(signal: Signal | None, view: LiveView) -> None:
@@ -277,8 +278,11 @@ async def create_thread(ctx: RequestContext, data: ThreadIn) -> tuple[ThreadOut,
     thread = queries.thread_out(await queries.thread_row(str(thread_id)))
     post = (await queries.posts_of_thread(ctx, thread_id, post_ids=[post_id]))[0]
     counters = await queries.category_activity(category["id"])
-    _publish_view(thread_created, LiveView(thread=thread, category=counters))
-    _publish_view(post_created, LiveView(post=queries.public_post(post), thread=thread, category=counters))
+    private = await queries.category_is_private(category["id"])
+    _publish_view(thread_created, LiveView(thread=thread, category=counters, private=private))
+    _publish_view(
+        post_created, LiveView(post=queries.public_post(post), thread=thread, category=counters, private=private)
+    )
     return thread, post
 
 
@@ -314,9 +318,10 @@ async def create_reply(ctx: RequestContext, thread_ref: str, body: str, reply_to
         or await db.fetchval("SELECT id FROM post WHERE thread_id = $1 ORDER BY created_at, id LIMIT 1", thread["id"]),
     )
     await record_post(ctx, body, posting)
-    thread_now, category = await _count_reply(thread, now)
+    thread_now, category, private = await _count_reply(thread, now)
     post = (await queries.posts_of_thread(ctx, thread["id"], post_ids=[post_id]))[0]
-    _publish_view(created, LiveView(post=queries.public_post(post), thread=thread_now, category=category))
+    view = LiveView(post=queries.public_post(post), thread=thread_now, category=category, private=private)
+    _publish_view(created, view)
     return post
 
 
@@ -442,7 +447,8 @@ async def delete_post(ctx: RequestContext, post_ref: str) -> None:
         )
     )
     thread = queries.thread_out(await queries.thread_row(str(row["thread_id"])))
-    _publish_view(deleted, LiveView(post=await queries.public_post_by_id(row["id"]), thread=thread))
+    private = await queries.category_is_private(row["category_id"])
+    _publish_view(deleted, LiveView(post=await queries.public_post_by_id(row["id"]), thread=thread, private=private))
 
 
 # --- reactions ----------------------------------------------------------------------------------------
@@ -526,7 +532,8 @@ async def solve_thread(ctx: RequestContext, thread_ref: str, post_ref: str) -> T
             )
         )
         solved_thread = queries.thread_out(await queries.thread_row(str(thread["id"])))
-        _publish_view(solved, LiveView(thread=solved_thread))
+        private = await queries.category_is_private(thread["category_id"])
+        _publish_view(solved, LiveView(thread=solved_thread, private=private))
         return solved_thread
     return queries.thread_out(await queries.thread_row(str(thread["id"])))
 
@@ -610,8 +617,7 @@ async def create_agent_post(
         author_agent_id=agent_handle,
         reply_to_post_id=str(reply_to) if reply_to else None,
     )
-    thread_now, category = await _count_reply(thread, now)
-    _publish_view(
-        created, LiveView(post=await queries.public_post_by_id(post_id), thread=thread_now, category=category)
-    )
+    thread_now, category, private = await _count_reply(thread, now)
+    post = await queries.public_post_by_id(post_id)
+    _publish_view(created, LiveView(post=post, thread=thread_now, category=category, private=private))
     return str(post_id), str(thread["category_id"]), True

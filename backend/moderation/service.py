@@ -395,7 +395,8 @@ async def resolve_flag(ctx: RequestContext, flag_ref: str, data: ResolveIn) -> R
         )
         if closed is not None:
             thread = forum_queries.thread_out(await forum_queries.thread_row(str(post["thread_id"])))
-            attach_view(closed, LiveView(thread=thread))
+            private = await forum_queries.category_is_private(post["category_id"])
+            attach_view(closed, LiveView(thread=thread, private=private))
     await _decide_pending_hides(ctx, post["id"], approve=action == "hide", moderator_id=moderator_id)
     others = [str(r["id"]) for r in resolved if r["id"] != flag_id]
     return ResolveOut(

@@ -34,6 +34,7 @@ from backend.profiles.routes import ProfileController
 from backend.reading.routes import ReadingController
 from backend.realtime_routes import org_socket, realtime_lifespan
 from backend.routing.routes import RoutingController
+from backend.search import embedding
 from backend.search.routes import SearchController
 from backend.settings import Settings
 from engine import db
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> Litestar:
             heartbeat_s=settings.agent_job_heartbeat_s,
         )
         runtime = build_runtime(settings, redis, queue)
+        model_loading = embedding.warm_up()  # compose-time suggestions should not wait for the first load
         configure_image_signing(settings.secret_key)
         app.state.services = Services(
             settings=settings,
@@ -67,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            model_loading.cancel()
             await runtime.llm.aclose()
             await queue.disconnect()
             await redis.aclose()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from backend.agents.periodic import sweep_digests, sweep_unanswered
 from backend.agents.runtime import build_runtime
 from backend.idempotency import purge_expired_keys
 from backend.media.urls import configure_image_signing
+from backend.search import embedding
 from backend.search.jobs import maintain_related_index
 from backend.settings import Settings
 from engine import db
@@ -50,6 +52,29 @@ async def _every(interval_s: float, stop: asyncio.Event, name: str, work: Callab
             pass
 
 
+class AgentActivity:
+    """When the directive runner last worked. Background upkeep (embedding threads, recounting term statistics)
+    is CPU work on the same cores: it waits while agents answer, for at most `max_deferrals` passes in a row."""
+
+    def __init__(self, quiet_s: float = 2.0, max_deferrals: int = 12) -> None:
+        self.running = 0
+        self.last_end = 0.0
+        self.quiet_s = quiet_s
+        self.max_deferrals = max_deferrals
+        self.deferred = 0
+
+    def busy(self) -> bool:
+        return self.running > 0 or time.monotonic() - self.last_end < self.quiet_s
+
+    def defer_upkeep(self) -> bool:
+        """True when the upkeep should skip this pass (agents are at work and it has not waited too long)."""
+        if self.busy() and self.deferred < self.max_deferrals:
+            self.deferred += 1
+            return True
+        self.deferred = 0
+        return False
+
+
 async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, concurrency: int = 4) -> None:
     database_url, redis_url = settings.require_urls()
     await db.connect(database_url, min_size=1, max_size=concurrency + 4)
@@ -62,6 +87,7 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
         heartbeat_s=settings.agent_job_heartbeat_s,
     )
     runtime = build_runtime(settings, redis, queue, llm=llm)
+    model_loading = embedding.warm_up()  # the FAQ agent's first retrieval should not load the model
     configure_image_signing(settings.secret_key)
     router = SignalRouter(
         redis=redis,
@@ -71,6 +97,12 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
         claim_idle_ms=settings.agent_claim_idle_ms,
     )
 
+    activity = AgentActivity()
+
+    async def related_index_upkeep() -> None:
+        if not activity.defer_upkeep():
+            await maintain_related_index()
+
     async def run_directive_job(ctx: dict[str, Any], *, tenant: str, directive_id: str) -> dict[str, Any]:
         job = ctx["job"]
 
@@ -78,15 +110,20 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
             await job.update()
             await heartbeat_execution(tenant, directive_id)
 
-        outcome = await run_directive(
-            runtime,
-            redis,
-            streams,
-            tenant,
-            directive_id,
-            heartbeat=heartbeat,
-            live_attempt_s=settings.agent_job_heartbeat_s,
-        )
+        activity.running += 1
+        try:
+            outcome = await run_directive(
+                runtime,
+                redis,
+                streams,
+                tenant,
+                directive_id,
+                heartbeat=heartbeat,
+                live_attempt_s=settings.agent_job_heartbeat_s,
+            )
+        finally:
+            activity.running -= 1
+            activity.last_end = time.monotonic()
         if outcome.status == "retry":
             raise RuntimeError(f"attempt failed, will retry: {outcome.error}")
         return {"status": outcome.status, "execution_id": outcome.execution_id}
@@ -150,7 +187,7 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
     if settings.related_index_interval_s > 0:  # 0 turns the upkeep off (e.g. a worker that only routes)
         tasks.append(
             asyncio.create_task(
-                _every(settings.related_index_interval_s, stop, "related index upkeep", maintain_related_index)
+                _every(settings.related_index_interval_s, stop, "related index upkeep", related_index_upkeep)
             )
         )
     try:
@@ -158,9 +195,9 @@ async def run_worker(settings: Settings, *, llm: LLMProvider | None = None, conc
     finally:
         log.info("worker stopping")
         stop.set()
-        for task in tasks:
+        for task in (*tasks, model_loading):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, model_loading, return_exceptions=True)
         await runtime.llm.aclose()
         await queue.disconnect()
         await redis.aclose()

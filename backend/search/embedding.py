@@ -9,6 +9,7 @@ falls back to text statistics alone (nothing fails).
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 # One BLAS thread: our matrices are small, and on a shared machine several threads per product cost
@@ -245,6 +246,11 @@ def model() -> MiniLM | None:
     except ImportError:
         log.info("numpy is not installed: ranking by text statistics only")
         return None
+
+
+def warm_up() -> asyncio.Task[MiniLM | None]:
+    """Load the model in a thread now, so the first question or draft a process serves does not pay for it."""
+    return asyncio.get_running_loop().create_task(asyncio.to_thread(model), name="embedding model warm-up")
 
 
 def to_bytes(vector: Any) -> bytes:

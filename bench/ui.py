@@ -100,7 +100,7 @@ async def first_render_ms(browser: Any, url: str, first_page: int) -> tuple[floa
     try:
         page = await context.new_page()
         await page.goto(url, wait_until="commit")
-        rendered = float(await page.evaluate(WAIT_RENDERED, first_page))
+        rendered = float(await asyncio.wait_for(page.evaluate(WAIT_RENDERED, first_page), timeout=30))
         fcp = await page.evaluate(FCP)
         return rendered, (float(fcp) if fcp is not None else None)
     finally:
@@ -116,15 +116,24 @@ async def measure(targets: dict[str, str], paths: dict[str, str], loads: int, fi
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for base in targets.values():  # warm each server once
-                for path in paths.values():
-                    await first_render_ms(browser, base + path, first_page)
+            for name, base in targets.items():  # warm each server once
+                for kind, path in paths.items():
+                    if kind == "canonical" and name == "baseline":
+                        continue
+                    try:
+                        await first_render_ms(browser, base + path, first_page)
+                    except TimeoutError:
+                        print(f"  ! warm-up of {base + path}: not rendered within 30 s", flush=True)
             for _ in range(loads):
                 for name, base in targets.items():
                     for kind, path in paths.items():
                         if kind == "canonical" and name == "baseline":
                             continue
-                        rendered, fcp = await first_render_ms(browser, base + path, first_page)
+                        try:
+                            rendered, fcp = await first_render_ms(browser, base + path, first_page)
+                        except TimeoutError:
+                            print(f"  ! {name} {kind}: not rendered within 30 s", flush=True)
+                            continue
                         results[f"{name} {kind}"]["render"].append(rendered)
                         if fcp is not None:
                             results[f"{name} {kind}"]["fcp"].append(fcp)

@@ -69,3 +69,44 @@ async def test_a_live_reply_burst_costs_the_watching_page_no_request(web: Web, b
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_hidden_post_vanishes_live_from_another_members_open_thread(web: Web, browser: Any) -> None:
+    """Issue 10: a moderator hides a post; a member watching the thread sees its text go at once (no reload),
+    and sees it come back when it is restored."""
+    alice = await register_in_ui(web, browser)  # admin (moderates)
+    bob = await register_in_ui(web, browser)  # member watching
+    try:
+        org, category = await _make_org_and_category(alice)
+        r = await alice.api.post(f"/api/v1/orgs/{org}/members", json={"username": bob.username, "role": "member"})
+        assert r.status_code in (200, 201), r.text
+        thread = await _thread_via_api(alice, org, category["slug"], "Watched thread", "Opening post")
+        r = await alice.api.post(
+            f"/api/v1/o/{org}/threads/{thread['id']}/posts", json={"body": "Buy cheap **watches-now** here"}
+        )
+        assert r.status_code == 201, r.text
+        post_id = r.json()["post"]["id"]
+        page = bob.page
+        await page.goto(f"{web.url}/#/o/{org}/t/{thread['id']}")
+        text = page.get_by_test_id("post-html").get_by_text("watches-now", exact=True)
+        await text.wait_for()
+        await _live(page)
+
+        r = await bob.api.post(f"/api/v1/o/{org}/posts/{post_id}/flags", json={"reason": "spam"})
+        assert r.status_code == 201, r.text
+        flag_id = r.json()["flag"]["id"]
+        r = await alice.api.post(f"/api/v1/o/{org}/moderation/flags/{flag_id}/resolve", json={"action": "hide"})
+        assert r.status_code == 200, r.text
+        await text.wait_for(state="detached", timeout=10_000)  # gone from the open page, no reload
+        await page.get_by_text("This post is hidden.").wait_for()
+
+        r = await bob.api.post(f"/api/v1/o/{org}/posts/{post_id}/flags", json={"reason": "other", "notes": "oops"})
+        assert r.status_code == 201, r.text
+        flag_id = r.json()["flag"]["id"]
+        r = await alice.api.post(f"/api/v1/o/{org}/moderation/flags/{flag_id}/resolve", json={"action": "restore"})
+        assert r.status_code == 200, r.text
+        await text.wait_for(timeout=10_000)  # back, live
+        assert page.errors == []
+    finally:
+        await alice.close()
+        await bob.close()

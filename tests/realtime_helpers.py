@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import websockets
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 
 from backend.context import OrgRef
+from backend.embedded import EmbeddedPostgres
+from backend.migrations import all_migrations
 from engine import db
+from engine.migrator import migrate_all
 from engine.relay import StreamConfig, publish_committed_signals
 from engine.signals import SignalContext, SignalPayload, collect_signals, emit, signal_context
 from engine.tenancy import tenant_scope
@@ -69,6 +73,27 @@ class Node:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def stoppable_database(datadir: Path, name: str, redis_url: str) -> tuple[EmbeddedPostgres, Servers]:
+    """A PostgreSQL of the test's own (so the test may stop and restart it) holding database `name`, migrated;
+    returns it and the servers a node started on it uses (the session's Redis). The caller stops it."""
+    pg = EmbeddedPostgres(datadir, keep=True)
+    base_url = pg.start()
+    try:
+        conn = await asyncpg.connect(base_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        db_url = base_url.replace("/postgres?", f"/{name}?")
+        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+        await migrate_all(pool, all_migrations())
+        await pool.close()
+    except BaseException:
+        pg.stop()
+        raise
+    return pg, Servers(database_url=db_url, redis_url=redis_url, admin_database_url=base_url, database_name=name)
 
 
 async def start_node(servers: Servers, tmp: Path, *, redis_url: str | None = None, **env: object) -> Node:

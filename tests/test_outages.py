@@ -14,16 +14,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import websockets
 
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
-from backend.migrations import all_migrations
-from engine.migrator import migrate_all
 from tests.conftest import Servers
-from tests.realtime_helpers import Node, account, bearer_token, connect, make_org, recv, start_node, subscribe
+from tests.realtime_helpers import (
+    Node,
+    account,
+    bearer_token,
+    connect,
+    make_org,
+    recv,
+    start_node,
+    stoppable_database,
+    subscribe,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -96,21 +103,8 @@ async def test_redis_down_answers_503_and_recovers_without_restart(
 async def test_postgres_down_answers_503_closes_new_sockets_with_1013_and_recovers(
     servers: Servers, tmp_path: Path, own_dir: Path
 ) -> None:
-    pg = EmbeddedPostgres(own_dir / "pg", keep=True)
-    base_url = pg.start()
+    pg, own = await stoppable_database(own_dir / "pg", "outage", servers.redis_url)
     try:
-        conn = await asyncpg.connect(base_url)
-        try:
-            await conn.execute('CREATE DATABASE "outage"')
-        finally:
-            await conn.close()
-        db_url = base_url.replace("/postgres?", "/outage?")
-        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-        await migrate_all(pool, all_migrations())
-        await pool.close()
-        own = Servers(
-            database_url=db_url, redis_url=servers.redis_url, admin_database_url=base_url, database_name="outage"
-        )
         node = await start_node(own, tmp_path / "web")
         try:
             alice = await account(node)
@@ -140,7 +134,7 @@ async def test_postgres_down_answers_503_closes_new_sockets_with_1013_and_recove
                 async with await connect(node, slug) as ws:  # anonymous too
                     assert await closed_code(ws) == 1013
                 pg = EmbeddedPostgres(own_dir / "pg", keep=True)
-                assert pg.start() == base_url
+                assert pg.start() == own.admin_database_url
                 await eventually_ok(node)
                 r = await alice.client.get("/api/v1/me")
                 assert r.status_code == 200, r.text

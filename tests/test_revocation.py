@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import websockets
 from redis.asyncio import Redis
@@ -44,6 +43,7 @@ from tests.realtime_helpers import (
     recv,
     recv_until,
     start_node,
+    stoppable_database,
     subscribe,
 )
 
@@ -320,29 +320,12 @@ async def test_a_revocation_that_cannot_be_checked_closes_the_socket_1013(
 ) -> None:
     """PostgreSQL down when a revocation notice arrives: the socket is not kept on trust; after a few
     failed re-checks it is closed with 1013 (try again later), as a new socket would be."""
-    from backend.embedded import EmbeddedPostgres
-    from backend.migrations import all_migrations
-    from engine.migrator import migrate_all
     from realtime.revocation import publish_revocation
-    from tests.conftest import Servers
 
     own_dir = Path(tempfile.mkdtemp(prefix="forum_revocation_"))
     os.chmod(own_dir, 0o755)  # the embedded PostgreSQL's system user must reach it
-    pg = EmbeddedPostgres(own_dir / "pg", keep=True)
-    base_url = pg.start()
+    pg, own = await stoppable_database(own_dir / "pg", "revocation", servers.redis_url)
     try:
-        conn = await asyncpg.connect(base_url)
-        try:
-            await conn.execute('CREATE DATABASE "revocation"')
-        finally:
-            await conn.close()
-        db_url = base_url.replace("/postgres?", "/revocation?")
-        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
-        await migrate_all(pool, all_migrations())
-        await pool.close()
-        own = Servers(
-            database_url=db_url, redis_url=servers.redis_url, admin_database_url=base_url, database_name="revocation"
-        )
         node = await start_node(own, tmp_path / "web")
         try:
             alice = await account(node)

@@ -152,6 +152,20 @@ async def _insert_post(
     await db.execute(
         _INSERT_POST, post_id, thread_id, author, reply_to, post.body, render_markdown(post.body), post.created_at
     )
+    await _emit_post_created(post_id, thread_id, category_id, author, reply_to, is_first_post=False)
+    return post_id
+
+
+async def _emit_post_created(
+    post_id: uuid.UUID,
+    thread_id: uuid.UUID,
+    category_id: uuid.UUID,
+    author: uuid.UUID,
+    reply_to: uuid.UUID | None,
+    *,
+    is_first_post: bool,
+) -> None:
+    """An imported post's signal (the envelope marks it imported: no agent acts on it)."""
     await emit(
         sig.PostCreated(
             post_id=str(post_id),
@@ -161,12 +175,11 @@ async def _insert_post(
             author_agent_id=None,
             role="human",
             reply_to_post_id=str(reply_to) if reply_to else None,
-            is_first_post=False,
+            is_first_post=is_first_post,
             mentioned_user_ids=[],
             mentioned_agents=[],
         )
     )
-    return post_id
 
 
 async def import_thread(
@@ -265,20 +278,7 @@ async def _create_thread(source: str, thread: SourceThread, category_id: uuid.UU
             slug=slug,
         )
     )
-    await emit(
-        sig.PostCreated(
-            post_id=str(post_id),
-            thread_id=str(thread_id),
-            category_id=str(category_id),
-            author_user_id=str(author),
-            author_agent_id=None,
-            role="human",
-            reply_to_post_id=None,
-            is_first_post=True,
-            mentioned_user_ids=[],
-            mentioned_agents=[],
-        )
-    )
+    await _emit_post_created(post_id, thread_id, category_id, author, None, is_first_post=True)
     await record(source, "thread", thread.external_id, thread_id)
     await record(source, "post", thread.external_id, post_id)
     return thread_id
